@@ -1,0 +1,1 @@
+rx_unit_test(xalloc)
