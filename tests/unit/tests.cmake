@@ -1,1 +1,3 @@
 rx_unit_test(xalloc)
+rx_unit_test(log)
+rx_unit_test(loop)
