@@ -1,0 +1,142 @@
+/*
+ * operator_int: the operator's insides, shared by the files that implement
+ * it (operator.c: lifecycle; op_task.c: coroutines; op_spec.c: validation;
+ * lua_ctx.c, lua_http.c, lua_emit.c: the `x` context). Nothing outside
+ * those files includes this header.
+ */
+#ifndef RX_OPERATOR_INT_H
+#define RX_OPERATOR_INT_H
+
+#include "operator.h"
+
+#include <lua.h>
+
+struct op_task;
+
+/* The validated operator table, with config overrides applied. */
+struct op_spec {
+    char name[TICKER_EXCHANGE_MAX];
+    char *rest;
+    char *ws;
+    double poll_every; /* seconds */
+    bool has_markets;
+    bool has_poll;
+    bool has_stream;
+    int64_t budget_requests;
+    double budget_per;
+    double idle_timeout;
+    int64_t max_pairs;
+    int64_t stale_after_ms;
+    bool enabled;
+    char **hosts; /* hosts x.http may reach: rest, ws, allow_hosts */
+    size_t n_hosts;
+    char **pairs; /* config allow-list; empty = all */
+    size_t n_pairs;
+};
+
+/* Status facts; op_status() derives the state from them. */
+struct op_facts {
+    int64_t loaded_at;
+    int64_t last_data;
+    int64_t last_error_at;
+    char reason[OP_REASON_MAX];
+    bool code_failed;
+    uint64_t errors;
+    uint64_t emitted;
+    uint64_t unmapped_total;
+    uint64_t filtered;
+    uint64_t over_max_pairs;
+    uint64_t http_requests;
+    uint64_t budget_waits;
+    uint64_t callbacks;
+    double callback_max_ms;
+    uint64_t slow_callbacks;
+    size_t n_unmapped;
+    struct op_unmapped unmapped[OP_UNMAPPED_MAX];
+};
+
+struct operator {
+    struct op_env env;
+    char *file;
+    lua_State *L;
+    int table_ref;   /* the table the file returned */
+    int x_ref;       /* the context `x` */
+    int symbols_ref; /* symbol -> canonical pair, from markets() */
+    int markets_ref; /* the list markets() returned */
+    struct op_spec spec;
+    struct op_facts facts;
+
+    /* Which source an emit is attributed to while a callback runs. */
+    enum ticker_source emit_source;
+    /* The task whose coroutine is running now (one at a time per state). */
+    struct op_task *running;
+    struct op_task *tasks; /* all live tasks, for cancellation */
+
+    /* One timer drives markets() retries and then poll(). */
+    struct loop_timer *timer;
+    struct op_task *poll_task;
+    struct op_task *markets_task;
+    unsigned consecutive_failures;
+    bool markets_ok;
+    bool started;
+    bool freeing;
+    enum ticker_source last_source;
+
+    op_ready_fn ready_fn; /* op_prepare's caller, told once markets() ends */
+    void *ready_data;
+    op_ready_fn run_once_fn; /* op_run_once's caller */
+    op_ready_fn once_fn;     /* set while that single poll() runs */
+
+    /* HTTP budget: a token bucket of budget_requests per budget_per s. */
+    double tokens;
+    uint64_t tokens_at_ms;
+};
+
+/* op_spec.c */
+int op_spec_read(lua_State *L, int idx, const struct config *cfg, struct op_spec *spec, char *err,
+                 size_t errlen);
+void op_spec_free(struct op_spec *spec);
+
+/* op_task.c: a callback run as a coroutine. The function and arguments are
+ * pushed on task->co by the caller before op_task_run. */
+typedef void (*op_task_done_fn)(struct op_task *task, int ok, const char *err, void *data);
+struct op_task {
+    struct operator *op;
+    struct op_task *next;
+    lua_State *co;
+    int co_ref;
+    const char *what;
+    op_task_done_fn done;
+    void *data;
+    /* What the task waits on, cancelled if the operator goes away. */
+    void (*cancel)(void *pending);
+    void *pending;
+};
+struct op_task *op_task_new(struct operator *op, const char *what, op_task_done_fn done,
+                            void *data);
+void op_task_run(struct op_task *task, int nargs);
+/* Resume after a wait: the primitive pushed nresults values on task->co. */
+void op_task_resume(struct op_task *task, int nresults);
+void op_task_free(struct op_task *task);
+/* Records a callback's wall time for the loop-lag watchdog. */
+void op_note_callback(struct operator *op, double ms);
+
+/* operator.c */
+void op_record_error(struct operator *op, const char *what, const char *msg);
+void op_record_data(struct operator *op);
+int64_t op_now_ms(void);
+
+/* lua_ctx.c: builds `x` and leaves it at the top of op->L. */
+void op_ctx_push(struct operator *op);
+/* lua_emit.c */
+void op_emit_open(lua_State *L, struct operator *op);
+/* Canonical BASE_QUOTE from two asset codes, through the operator's
+ * aliases (XBT -> BTC) and upper-casing. 0 or negative. */
+int op_pair_from_assets(struct operator *op, const char *base, const char *quote, char *out,
+                        size_t cap);
+/* lua_http.c */
+void op_http_open(lua_State *L, struct operator *op);
+/* lua_store.c */
+void op_store_open(lua_State *L, struct operator *op);
+
+#endif

@@ -1,0 +1,123 @@
+/*
+ * fixtures: one exchange's recorded data, loaded from its folder.
+ *
+ * A folder under --fixtures is an exchange when it holds manifest.json (the
+ * recorder's table of REST bodies and WebSocket captures) and optionally
+ * fakex.json, the sidecar that tells this server how to read the exchange's
+ * subscribe messages, which leading capture lines are connection-level, and
+ * what to greet a new connection with (format in README.md). Everything is
+ * read at startup and immutable afterwards, except the one-time host
+ * rewrite once the listening port is known, so lookups hand out borrowed
+ * pointers that stay valid until fixtures_free(). Low-level: never logs,
+ * reports problems through the caller's error buffer. Single-threaded.
+ */
+#ifndef FAKEX_FIXTURES_H
+#define FAKEX_FIXTURES_H
+
+#include "query.h"
+#include "strset.h"
+#include "submatch.h"
+
+#include <cjson/cJSON.h>
+#include <stddef.h>
+
+struct fixtures_rest {
+    char *method;
+    char *path;
+    char *query_text; /* as recorded, for logs; NULL when none */
+    char *file;
+    struct query_params query;
+    char *body; /* the recorded bytes */
+    size_t len;
+    char *served; /* body after host rewrite; == body when unchanged */
+    size_t served_len;
+};
+
+struct fixtures_line {
+    size_t off;
+    size_t len;
+};
+
+struct fixtures_ws {
+    char *file;
+    char *url_path;         /* path of the recorded URL, NULL when none */
+    int url_selected;       /* recorded with no subscribe: streams chosen by URL */
+    struct strset url_chans; /* channels the recorded URL selects */
+    cJSON **subs;           /* recorded (+ sidecar) subscribe messages, parsed */
+    size_t n_subs;
+    struct strset ops;   /* operations those messages carry */
+    struct strset chans; /* channels they ask for (or the sidecar's list) */
+    char *data;
+    struct fixtures_line *lines;
+    size_t n_lines;
+    size_t start_from; /* first line sent on a fresh subscription */
+    size_t loop_from;  /* where replay restarts when the capture ends */
+};
+
+struct fixtures_exchange {
+    char *name;
+    struct fixtures_rest *rest;
+    size_t n_rest;
+    struct fixtures_ws *ws;
+    size_t n_ws;
+    struct strset hosts; /* exchange host names to rewrite in bodies */
+    int has_rule;        /* sidecar gave operation + channel paths */
+    struct submatch_key op_key;
+    struct submatch_key chan_key;
+    char *url_param; /* sidecar url_streams: query parameter, separator, filter */
+    char *url_sep;
+    struct submatch_key url_key;
+    char **greeting; /* frames sent to every new WebSocket connection */
+    size_t n_greeting;
+};
+
+/*
+ * Load every exchange folder under `root` (sorted by name) into a new array.
+ * Returns 0 with *out and *n set, or -1 with a message in err.
+ */
+int fixtures_scan(const char *root, struct fixtures_exchange **out, size_t *n, char *err,
+                  size_t errlen);
+
+/* Load one folder. Returns 0, or -1 with a message in err (ex is then empty). */
+int fixtures_load(struct fixtures_exchange *ex, const char *dir, const char *name, char *err,
+                  size_t errlen);
+
+void fixtures_free(struct fixtures_exchange *ex);
+
+/* Free an array from fixtures_scan. */
+void fixtures_free_all(struct fixtures_exchange *v, size_t n);
+
+/* Rewrite exchange URLs in every REST body (see rewrite.h). */
+void fixtures_rewrite(struct fixtures_exchange *ex, const char *http_base, const char *ws_base);
+
+/*
+ * The recorded REST entry for a request: same method and path, recorded
+ * parameters all present (query_match), most recorded parameters winning,
+ * the manifest's order breaking ties. NULL when none; *specificity gets the
+ * winner's parameter count.
+ */
+const struct fixtures_rest *fixtures_rest_find(const struct fixtures_exchange *ex,
+                                               const char *method, const char *path,
+                                               const struct query_params *request,
+                                               int *specificity);
+
+/*
+ * Captures to replay at once for a WebSocket opened on `path` with `query`
+ * (URL-selected streams). Writes up to `cap` indices into ex->ws to `out`;
+ * returns the count, 0 meaning "wait for a subscribe message".
+ */
+size_t fixtures_ws_for_url(const struct fixtures_exchange *ex, const char *path,
+                           const struct query_params *query, size_t *out, size_t cap);
+
+/*
+ * Captures a client's text message subscribes to. Returns the count written
+ * to `out` (indices into ex->ws); 0 when the message matches nothing.
+ */
+size_t fixtures_ws_for_message(const struct fixtures_exchange *ex, const char *text, size_t len,
+                               size_t *out, size_t cap);
+
+/* Split a URL stream list ("a@bookTicker/b@bookTicker") into channels. */
+void fixtures_url_channels(const struct fixtures_exchange *ex, const char *value,
+                           struct strset *out);
+
+#endif

@@ -1,0 +1,5 @@
+-- Never returns: the instruction cap must stop it.
+local n = 0
+while true do
+    n = n + 1
+end

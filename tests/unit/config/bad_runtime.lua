@@ -1,0 +1,5 @@
+local t = {}
+
+return {
+    listen = t.missing.field,
+}

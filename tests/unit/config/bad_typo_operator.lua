@@ -1,0 +1,7 @@
+return {
+    operators = {
+        binance = {
+            poll_evry = 5,
+        },
+    },
+}

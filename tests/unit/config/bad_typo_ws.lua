@@ -1,0 +1,5 @@
+return {
+    ws = {
+        max_conections = 10,
+    },
+}
