@@ -18,7 +18,7 @@
  * The walk over the returned table (config_walk.c) runs inside the same
  * protected call; on any failure the half-built config is freed whole.
  * Environment overrides come after the walk, with the Lua state closed, and
- * go through the same checks as the file's values (config_schema.c).
+ * go through the same checks as the file's values (config_check.c).
  */
 #include "config.h"
 #include "config_schema.h"
@@ -29,21 +29,20 @@
 #include <lualib.h>
 
 #include <errno.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 /* ---- The sandbox ---------------------------------------------------------- */
 
-struct cfg_mem {
+struct config_mem {
     size_t used;
     size_t limit;
 };
 
 /* lua_Alloc with a ceiling: a refusal becomes Lua's "not enough memory". */
-static void *cfg_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+static void *config_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
-    struct cfg_mem *m = ud;
+    struct config_mem *m = ud;
     size_t old = ptr ? osize : 0;
     void *p;
 
@@ -62,7 +61,7 @@ static void *cfg_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
     return p;
 }
 
-static void cfg_count_hook(lua_State *L, lua_Debug *ar)
+static void config_count_hook(lua_State *L, lua_Debug *ar)
 {
     lua_getinfo(L, "Sl", ar);
     lua_pushfstring(L, "%s:%d: instruction limit exceeded (%d instructions)", ar->short_src,
@@ -72,7 +71,7 @@ static void cfg_count_hook(lua_State *L, lua_Debug *ar)
 
 /* env(name [, default]): the variable's value, or default when it is unset
  * or empty (so `FOO= explorer` and compose's `FOO=${FOO}` mean "unset"). */
-static int cfg_env(lua_State *L)
+static int config_env(lua_State *L)
 {
     const char *v = getenv(luaL_checkstring(L, 1));
 
@@ -85,7 +84,7 @@ static int cfg_env(lua_State *L)
 }
 
 /* Copy the named fields of the table on top into a new table at `into`. */
-static void cfg_pick(lua_State *L, int into, const char *const *names)
+static void config_pick(lua_State *L, int into, const char *const *names)
 {
     for (; *names; names++) {
         lua_getfield(L, -1, *names);
@@ -94,9 +93,9 @@ static void cfg_pick(lua_State *L, int into, const char *const *names)
 }
 
 /* Push the environment the chunk sees. */
-static void cfg_sandbox(lua_State *L)
+static void config_sandbox(lua_State *L)
 {
-    static const char *const base[] = {"tostring", "tonumber", "type", "pairs", "ipairs",
+    static const char *const base[] = {"tostring", "tonumber", "type",  "pairs",  "ipairs",
                                        "next",     "select",   "error", "assert", NULL};
     static const char *const str[] = {"format", "lower", "upper", "sub", NULL};
     static const char *const math[] = {"floor", "min", "max", NULL};
@@ -104,15 +103,15 @@ static void cfg_sandbox(lua_State *L)
 
     lua_newtable(L);
     env = lua_gettop(L);
-    lua_pushcfunction(L, cfg_env);
+    lua_pushcfunction(L, config_env);
     lua_setfield(L, env, "env");
     luaL_requiref(L, "_G", luaopen_base, 0);
-    cfg_pick(L, env, base);
+    config_pick(L, env, base);
     lua_pop(L, 1);
 
     lua_newtable(L);
     luaL_requiref(L, "string", luaopen_string, 0);
-    cfg_pick(L, env + 1, str);
+    config_pick(L, env + 1, str);
     lua_pop(L, 1);
     /* luaopen_string made the full library the strings' metatable; point it
      * at the restricted copy instead, so ("x"):rep(...) does not exist. */
@@ -126,7 +125,7 @@ static void cfg_sandbox(lua_State *L)
 
     lua_newtable(L);
     luaL_requiref(L, "math", luaopen_math, 0);
-    cfg_pick(L, env + 1, math);
+    config_pick(L, env + 1, math);
     lua_pop(L, 1);
     lua_setfield(L, env, "math");
 }
@@ -134,12 +133,12 @@ static void cfg_sandbox(lua_State *L)
 /* ---- Loading -------------------------------------------------------------- */
 
 /* Runs under lua_pcall: build the sandbox, run the chunk, walk its result. */
-static int cfg_run(lua_State *L)
+static int config_run(lua_State *L)
 {
-    struct cfg_ctx *ctx = lua_touserdata(L, 1);
+    struct config_ctx *ctx = lua_touserdata(L, 1);
     int env;
 
-    cfg_sandbox(L);
+    config_sandbox(L);
     env = lua_gettop(L);
     if (luaL_loadfilex(L, ctx->file, "t") != LUA_OK) {
         return lua_error(L);
@@ -147,14 +146,14 @@ static int cfg_run(lua_State *L)
     /* A main chunk's only upvalue is _ENV: point it at the sandbox. */
     lua_pushvalue(L, env);
     lua_setupvalue(L, -2, 1);
-    lua_sethook(L, cfg_count_hook, LUA_MASKCOUNT, CONFIG_MAX_INSTRUCTIONS);
+    lua_sethook(L, config_count_hook, LUA_MASKCOUNT, CONFIG_MAX_INSTRUCTIONS);
     lua_call(L, 0, 1);
     lua_sethook(L, NULL, 0, 0);
     if (lua_type(L, -1) != LUA_TTABLE) {
-        ctx->rc = cfg_fail(ctx, "the file must return a table, got %s", luaL_typename(L, -1));
+        ctx->rc = config_fail(ctx, "the file must return a table, got %s", luaL_typename(L, -1));
         return 0;
     }
-    ctx->rc = cfg_walk(ctx, L, lua_gettop(L));
+    ctx->rc = config_walk(ctx, L, lua_gettop(L));
     return 0;
 }
 
@@ -163,19 +162,19 @@ static int cfg_run(lua_State *L)
  * ..." with the source cut to LUA_IDSIZE ("...nfig/explorer.lua:3: ..."):
  * put the full file name back. Messages without a position get the file.
  */
-static void cfg_lua_failure(struct cfg_ctx *ctx, lua_State *L, int status)
+static void config_lua_failure(struct config_ctx *ctx, lua_State *L, int status)
 {
     const char *msg = lua_tostring(L, -1);
     size_t flen = strlen(ctx->file);
 
     if (status == LUA_ERRMEM || (msg && strcmp(msg, "not enough memory") == 0)) {
-        snprintf(ctx->err, ctx->errlen, "%s: memory limit exceeded (%u MiB)", ctx->file,
+        snprintf(ctx->err, ctx->errlen, "%s: memory limit exceeded (%zu MiB)", ctx->file,
                  CONFIG_MAX_MEMORY >> 20);
         return;
     }
     if (!msg) {
-        snprintf(ctx->err, ctx->errlen, "%s: error with a %s value instead of a message",
-                 ctx->file, luaL_typename(L, -1));
+        snprintf(ctx->err, ctx->errlen, "%s: error with a %s value instead of a message", ctx->file,
+                 luaL_typename(L, -1));
         return;
     }
     if (strncmp(msg, ctx->file, flen) == 0 && msg[flen] == ':') {
@@ -204,13 +203,17 @@ static const char *env_value(const char *name)
 
 /* $API_AUTHENTICATION_TOKEN: a comma list; spaces trimmed, empty items
  * dropped; a list with no item at all counts as unset. */
-static int env_tokens(struct cfg_ctx *ctx, struct config *cfg, const char *v)
+static int env_tokens(struct config_ctx *ctx, struct config *cfg, const char *v)
 {
     size_t cap = 1, n = 0;
     char **items;
 
     for (const char *p = v; *p; p++) {
         cap += *p == ',';
+    }
+    config_path_set(ctx, "$API_AUTHENTICATION_TOKEN");
+    if (cap > CONFIG_MAX_LIST_ITEMS) {
+        return config_fail(ctx, "more than %d items", CONFIG_MAX_LIST_ITEMS);
     }
     items = xcalloc(cap + 1, sizeof(*items));
     for (const char *p = v;; p++) {
@@ -225,14 +228,14 @@ static int env_tokens(struct cfg_ctx *ctx, struct config *cfg, const char *v)
         }
         if (e > s) {
             items[n++] = xstrndup(s, (size_t)(e - s));
-            cfg_path_set(ctx, "$API_AUTHENTICATION_TOKEN");
-            cfg_path_index(ctx, n);
-            if (cfg_check_token(ctx, &items[n - 1]) < 0) {
+            config_path_set(ctx, "$API_AUTHENTICATION_TOKEN");
+            config_path_index(ctx, n);
+            if (config_check_token(ctx, &items[n - 1]) < 0) {
                 goto fail;
             }
             for (size_t j = 0; j + 1 < n; j++) {
                 if (strcmp(items[j], items[n - 1]) == 0) {
-                    cfg_fail(ctx, "same value as item %zu", j + 1);
+                    config_fail(ctx, "same value as item %zu", j + 1);
                     goto fail;
                 }
             }
@@ -243,7 +246,7 @@ static int env_tokens(struct cfg_ctx *ctx, struct config *cfg, const char *v)
         }
     }
     if (n > 0) {
-        cfg_list_free(cfg->tokens, cfg->n_tokens);
+        config_list_free(cfg->tokens, cfg->n_tokens);
         cfg->tokens = items;
         cfg->n_tokens = n;
     } else {
@@ -251,30 +254,30 @@ static int env_tokens(struct cfg_ctx *ctx, struct config *cfg, const char *v)
     }
     return 0;
 fail:
-    cfg_list_free(items, n);
+    config_list_free(items, n);
     return -1;
 }
 
-static int env_port(struct cfg_ctx *ctx, struct config *cfg, const char *v)
+static int env_port(struct config_ctx *ctx, struct config *cfg, const char *v)
 {
     size_t n = strlen(cfg->listen_host) + 16;
     char *listen;
     int port, rc;
 
-    cfg_path_set(ctx, "$PORT");
-    if (cfg_port_parse(v, &port) < 0) {
-        return cfg_fail(ctx, "'%.32s' is not a port number (0 to 65535)", v);
+    config_path_set(ctx, "$PORT");
+    if (config_port_parse(v, &port) < 0) {
+        return config_fail(ctx, "'%.32s' is not a port number (0 to 65535)", v);
     }
     listen = xmalloc(n);
     snprintf(listen, n, strchr(cfg->listen_host, ':') ? "[%s]:%d" : "%s:%d", cfg->listen_host,
              port);
-    rc = cfg_listen_apply(ctx, cfg, listen);
+    rc = config_listen_apply(ctx, cfg, listen);
     free(listen);
     return rc;
 }
 
 /* PORT, API_AUTHENTICATION_TOKEN, REDIS_URL: after the file, in that order. */
-static int apply_env(struct cfg_ctx *ctx, struct config *cfg)
+static int apply_env(struct config_ctx *ctx, struct config *cfg)
 {
     const char *v;
 
@@ -285,19 +288,19 @@ static int apply_env(struct cfg_ctx *ctx, struct config *cfg)
         return -1;
     }
     if ((v = env_value("REDIS_URL"))) {
-        cfg_path_set(ctx, "$REDIS_URL");
-        if (cfg_store_apply(ctx, cfg, v) < 0) {
+        config_path_set(ctx, "$REDIS_URL");
+        if (config_store_apply(ctx, cfg, v) < 0) {
             return -1;
         }
     }
-    cfg_path_set(ctx, "");
+    config_path_set(ctx, "");
     return 0;
 }
 
 int config_load(const char *path, struct config **out, char *err, size_t errlen)
 {
-    struct cfg_mem mem = {0, CONFIG_MAX_MEMORY};
-    struct cfg_ctx ctx = {.file = path, .err = err, .errlen = errlen};
+    struct config_mem mem = {0, CONFIG_MAX_MEMORY};
+    struct config_ctx ctx = {.file = path, .err = err, .errlen = errlen};
     struct config *cfg = NULL;
     lua_State *L = NULL;
     FILE *f;
@@ -310,23 +313,23 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
     /* Say "cannot open" in our own words before Lua says it in its. */
     f = fopen(path, "r");
     if (!f) {
-        cfg_fail(&ctx, "cannot open: %s", strerror(errno));
+        config_fail(&ctx, "cannot open: %s", strerror(errno));
         goto fail;
     }
     fclose(f);
     cfg = xcalloc(1, sizeof(*cfg));
     cfg->path = xstrdup(path);
     ctx.cfg = cfg;
-    L = lua_newstate(cfg_alloc, &mem);
+    L = lua_newstate(config_alloc, &mem);
     if (!L) {
-        cfg_fail(&ctx, "cannot create a Lua state");
+        config_fail(&ctx, "cannot create a Lua state");
         goto fail;
     }
-    lua_pushcfunction(L, cfg_run);
+    lua_pushcfunction(L, config_run);
     lua_pushlightuserdata(L, &ctx);
     status = lua_pcall(L, 1, 0, 0);
     if (status != LUA_OK) {
-        cfg_lua_failure(&ctx, L, status);
+        config_lua_failure(&ctx, L, status);
         goto fail;
     }
     if (ctx.rc < 0) {
@@ -334,7 +337,7 @@ int config_load(const char *path, struct config **out, char *err, size_t errlen)
     }
     lua_close(L);
     L = NULL;
-    if (apply_env(&ctx, cfg) < 0 || cfg_check_final(&ctx, cfg) < 0) {
+    if (apply_env(&ctx, cfg) < 0 || config_check_final(&ctx, cfg) < 0) {
         goto fail;
     }
     free(ctx.json);
@@ -351,25 +354,26 @@ fail:
 
 /* ---- Freeing, finding, reloading ----------------------------------------- */
 
-static void free_fields(const struct cfg_key *keys, void *base)
+static void free_fields(const struct config_key *keys, void *base)
 {
-    for (const struct cfg_key *k = keys; k->name; k++) {
+    for (const struct config_key *k = keys; k->name; k++) {
         struct config_operator *ops;
 
         switch (k->type) {
-        case CFG_STR:
-        case CFG_JSON:
-            free(*CFG_FIELD(base, k->offset, char *));
+        case CONFIG_STR:
+        case CONFIG_JSON:
+            free(*CONFIG_FIELD(base, k->offset, char *));
             break;
-        case CFG_LIST:
-            cfg_list_free(*CFG_FIELD(base, k->offset, char **), *CFG_FIELD(base, k->aux, size_t));
+        case CONFIG_LIST:
+            config_list_free(*CONFIG_FIELD(base, k->offset, char **),
+                             *CONFIG_FIELD(base, k->aux, size_t));
             break;
-        case CFG_TABLE:
-            free_fields(k->sub, CFG_FIELD(base, k->offset, char));
+        case CONFIG_TABLE:
+            free_fields(k->sub, CONFIG_FIELD(base, k->offset, char));
             break;
-        case CFG_OPERATORS:
-            ops = *CFG_FIELD(base, k->offset, struct config_operator *);
-            for (size_t i = 0; ops && i < *CFG_FIELD(base, k->aux, size_t); i++) {
+        case CONFIG_OPERATORS:
+            ops = *CONFIG_FIELD(base, k->offset, struct config_operator *);
+            for (size_t i = 0; ops && i < *CONFIG_FIELD(base, k->aux, size_t); i++) {
                 free(ops[i].name);
                 free_fields(k->sub, &ops[i]);
             }
@@ -386,9 +390,9 @@ void config_free(struct config *cfg)
     if (!cfg) {
         return;
     }
-    free_fields(cfg_root_keys, cfg);
+    free_fields(config_root_keys, cfg);
     free(cfg->listen_host);
-    cfg_redis_clear(&cfg->redis);
+    config_redis_clear(&cfg->redis);
     free(cfg->path);
     free(cfg);
 }
@@ -429,6 +433,5 @@ const struct config_operator *config_operator_find(const struct config *cfg, con
     if (!cfg->n_operators) {
         return NULL;
     }
-    return bsearch(name, cfg->operators, cfg->n_operators, sizeof(*cfg->operators),
-                   operator_cmp);
+    return bsearch(name, cfg->operators, cfg->n_operators, sizeof(*cfg->operators), operator_cmp);
 }

@@ -37,10 +37,10 @@
 #include <stdio.h>
 
 /* The sandbox caps: a hostile or broken config cannot hang or bloat us. */
-#define CONFIG_MAX_MEMORY (16u * 1024u * 1024u)
+#define CONFIG_MAX_MEMORY ((size_t)16 << 20)
 #define CONFIG_MAX_INSTRUCTIONS 10000000
 /* Per operator: the serialised `options` table, and its nesting depth. */
-#define CONFIG_MAX_OPTIONS_BYTES (1024u * 1024u)
+#define CONFIG_MAX_OPTIONS_BYTES ((size_t)1 << 20)
 #define CONFIG_MAX_OPTIONS_DEPTH 16
 
 enum config_role {
@@ -97,16 +97,16 @@ struct config_budget {
  * stale_after_ms) applies: strings are NULL, numbers are negative.
  */
 struct config_operator {
-    char *name;             /* [a-z0-9_]+ */
-    bool enabled;           /* default true */
-    char *rest;             /* http(s) URL or NULL */
-    char *ws;               /* ws(s) URL or NULL */
-    double poll_every;      /* seconds, < 0 = unset */
-    char **pairs;           /* canonical BASE_QUOTE allow-list; empty = all */
+    char *name;        /* [a-z0-9_]+ */
+    bool enabled;      /* default true */
+    char *rest;        /* http(s) URL or NULL */
+    char *ws;          /* ws(s) URL or NULL */
+    double poll_every; /* seconds, < 0 = unset */
+    char **pairs;      /* canonical BASE_QUOTE allow-list; empty = all */
     size_t n_pairs;
     int64_t stale_after_ms; /* < 0 = the global stale_after_ms */
     struct config_budget budget;
-    char **allow_hosts;     /* extra reachable hosts (lower case) */
+    char **allow_hosts; /* extra reachable hosts (lower case) */
     size_t n_allow_hosts;
     int64_t max_frame_bytes; /* < 0 = engine default */
     char *options_json;      /* the free-form `options` table as JSON, "{}" if absent */
@@ -201,13 +201,25 @@ const char *config_role_name(enum config_role role);
 const char *config_log_level_name(enum config_log_level level);
 const char *config_log_format_name(enum config_log_format format);
 
+/*
+ * "Did you mean": the closest of `names` (NULL-terminated) to `word` within
+ * two edits (insert, delete, change, swap adjacent; one edit for words of
+ * three letters or fewer), else a name that starts with `word` or that `word`
+ * starts with; NULL when nothing is close. The config uses it for unknown
+ * keys and enum values; other validators (operator files) may too.
+ */
+const char *config_suggest(const char *word, const char *const *names);
+
+/* Index of `s` in `names` (NULL-terminated), or -1. */
+int config_find_name(const char *const *names, const char *s);
+
 /* One schema key, for docs and tests: path is e.g. "operators.<name>.rest". */
 struct config_key_info {
     const char *path;
-    const char *type;    /* "integer", "list of strings", ... */
-    const char *def;     /* default as text, e.g. "8192", "nil", "beside the config" */
-    const char *help;    /* one sentence */
-    bool table;          /* a table whose keys are listed separately */
+    const char *type; /* "integer", "list of strings", ... */
+    const char *def;  /* default as text, e.g. "8192", "nil", "beside the config" */
+    const char *help; /* one sentence */
+    bool table;       /* a table whose keys are listed separately */
 };
 typedef void (*config_key_fn)(const struct config_key_info *info, void *arg);
 

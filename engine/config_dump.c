@@ -27,7 +27,7 @@ static void dump_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-static void dump_value(FILE *f, const struct cfg_key *k, const void *base)
+static void dump_value(FILE *f, const struct config_key *k, const void *base)
 {
     const char *s;
     char buf[1024];
@@ -35,28 +35,28 @@ static void dump_value(FILE *f, const struct cfg_key *k, const void *base)
     size_t n;
 
     switch (k->type) {
-    case CFG_BOOL:
-        fputs(*CFG_FIELD(base, k->offset, bool) ? "true" : "false", f);
+    case CONFIG_BOOL:
+        fputs(*CONFIG_FIELD(base, k->offset, bool) ? "true" : "false", f);
         break;
-    case CFG_INT:
-        if (*CFG_FIELD(base, k->offset, int64_t) < 0 && !k->def) {
+    case CONFIG_INT:
+        if (*CONFIG_FIELD(base, k->offset, int64_t) < 0 && !k->def) {
             fputs("nil", f);
         } else {
-            fprintf(f, "%lld", (long long)*CFG_FIELD(base, k->offset, int64_t));
+            fprintf(f, "%lld", (long long)*CONFIG_FIELD(base, k->offset, int64_t));
         }
         break;
-    case CFG_NUM:
-        if (*CFG_FIELD(base, k->offset, double) < 0 && !k->def) {
+    case CONFIG_NUM:
+        if (*CONFIG_FIELD(base, k->offset, double) < 0 && !k->def) {
             fputs("nil", f);
         } else {
-            cfg_format_double(*CFG_FIELD(base, k->offset, double), buf, sizeof(buf));
+            config_format_double(*CONFIG_FIELD(base, k->offset, double), buf, sizeof(buf));
             fputs(buf, f);
         }
         break;
-    case CFG_STR:
-        s = *CFG_FIELD(base, k->offset, char *);
-        if (s && (k->flags & CFG_URL_CREDS)) {
-            cfg_redact_url(s, buf, sizeof(buf));
+    case CONFIG_STR:
+        s = *CONFIG_FIELD(base, k->offset, char *);
+        if (s && (k->flags & CONFIG_URL_CREDS)) {
+            config_redact_url(s, buf, sizeof(buf));
             s = buf;
         }
         if (s) {
@@ -65,16 +65,16 @@ static void dump_value(FILE *f, const struct cfg_key *k, const void *base)
             fputs("nil", f);
         }
         break;
-    case CFG_ENUM:
-        dump_string(f, k->names[*CFG_FIELD(base, k->offset, int)]);
+    case CONFIG_ENUM:
+        dump_string(f, k->names[*CONFIG_FIELD(base, k->offset, int)]);
         break;
-    case CFG_LIST:
-        items = *CFG_FIELD(base, k->offset, char **);
-        n = *CFG_FIELD(base, k->aux, size_t);
+    case CONFIG_LIST:
+        items = *CONFIG_FIELD(base, k->offset, char **);
+        n = *CONFIG_FIELD(base, k->aux, size_t);
         fputs(n ? "{ " : "{}", f);
         for (size_t i = 0; i < n; i++) {
             fputs(i ? ", " : "", f);
-            if (k->flags & CFG_SECRET) {
+            if (k->flags & CONFIG_SECRET) {
                 fputs("<redacted>", f);
             } else {
                 dump_string(f, items[i]);
@@ -82,31 +82,31 @@ static void dump_value(FILE *f, const struct cfg_key *k, const void *base)
         }
         fputs(n ? " }" : "", f);
         break;
-    case CFG_JSON:
-        fputs(*CFG_FIELD(base, k->offset, char *), f);
+    case CONFIG_JSON:
+        fputs(*CONFIG_FIELD(base, k->offset, char *), f);
         break;
-    case CFG_TABLE:
-    case CFG_OPERATORS:
+    case CONFIG_TABLE:
+    case CONFIG_OPERATORS:
         break;
     }
 }
 
-static void dump_keys(FILE *f, const struct cfg_key *keys, const void *base, const char *prefix)
+static void dump_keys(FILE *f, const struct config_key *keys, const void *base, const char *prefix)
 {
-    for (const struct cfg_key *k = keys; k->name; k++) {
+    for (const struct config_key *k = keys; k->name; k++) {
         const struct config_operator *ops;
         size_t n;
         char path[256];
 
         snprintf(path, sizeof(path), "%s%s", prefix, k->name);
-        if (k->type == CFG_TABLE) {
+        if (k->type == CONFIG_TABLE) {
             strncat(path, ".", sizeof(path) - strlen(path) - 1);
-            dump_keys(f, k->sub, CFG_FIELD(base, k->offset, char), path);
+            dump_keys(f, k->sub, CONFIG_FIELD(base, k->offset, char), path);
             continue;
         }
-        if (k->type == CFG_OPERATORS) {
-            ops = *CFG_FIELD(base, k->offset, struct config_operator *);
-            n = *CFG_FIELD(base, k->aux, size_t);
+        if (k->type == CONFIG_OPERATORS) {
+            ops = *CONFIG_FIELD(base, k->offset, struct config_operator *);
+            n = *CONFIG_FIELD(base, k->aux, size_t);
             if (n == 0) {
                 fprintf(f, "%s = {}\n", path);
             }
@@ -127,17 +127,17 @@ static void dump_keys(FILE *f, const struct cfg_key *keys, const void *base, con
 void config_dump(const struct config *cfg, FILE *f)
 {
     fprintf(f, "-- effective config: %s, after environment overrides\n", cfg->path);
-    dump_keys(f, cfg_root_keys, cfg, "");
+    dump_keys(f, config_root_keys, cfg, "");
 }
 
 /* The default as the docs show it. */
-static void describe_default(const struct cfg_key *k, char *buf, size_t n)
+static void describe_default(const struct config_key *k, char *buf, size_t n)
 {
     const char *p = k->def;
 
     if (!p) {
-        snprintf(buf, n, "%s", k->unset ? k->unset : k->type == CFG_LIST ? "{}" : "nil");
-    } else if (k->type == CFG_LIST) {
+        snprintf(buf, n, "%s", k->unset ? k->unset : k->type == CONFIG_LIST ? "{}" : "nil");
+    } else if (k->type == CONFIG_LIST) {
         snprintf(buf, n, "{");
         while (*p) {
             size_t len = strcspn(p, ",");
@@ -147,22 +147,22 @@ static void describe_default(const struct cfg_key *k, char *buf, size_t n)
             p += len + (p[len] == ',');
         }
         strncat(buf, "}", n - strlen(buf) - 1);
-    } else if (k->type == CFG_STR || k->type == CFG_ENUM) {
+    } else if (k->type == CONFIG_STR || k->type == CONFIG_ENUM) {
         snprintf(buf, n, "\"%s\"", p);
     } else {
         snprintf(buf, n, "%s", p);
     }
 }
 
-static void each_key(const struct cfg_key *keys, const char *prefix, config_key_fn fn, void *arg)
+static void each_key(const struct config_key *keys, const char *prefix, config_key_fn fn, void *arg)
 {
-    for (const struct cfg_key *k = keys; k->name; k++) {
+    for (const struct config_key *k = keys; k->name; k++) {
         char path[128], type[128], def[256], sub[160];
         struct config_key_info info = {.path = path, .type = type, .def = def, .help = k->help};
 
         snprintf(path, sizeof(path), "%s%s", prefix, k->name);
-        snprintf(type, sizeof(type), "%s", cfg_type_name(k));
-        if (k->type == CFG_ENUM) {
+        snprintf(type, sizeof(type), "%s", config_type_name(k));
+        if (k->type == CONFIG_ENUM) {
             snprintf(type, sizeof(type), "one of");
             for (int i = 0; k->names[i]; i++) {
                 snprintf(type + strlen(type), sizeof(type) - strlen(type), "%s \"%s\"",
@@ -170,13 +170,13 @@ static void each_key(const struct cfg_key *keys, const char *prefix, config_key_
             }
         }
         describe_default(k, def, sizeof(def));
-        info.table = k->type == CFG_TABLE || k->type == CFG_OPERATORS;
-        if (k->type == CFG_TABLE) {
+        info.table = k->type == CONFIG_TABLE || k->type == CONFIG_OPERATORS;
+        if (k->type == CONFIG_TABLE) {
             def[0] = '\0';
         }
         fn(&info, arg);
         if (info.table) {
-            snprintf(sub, sizeof(sub), k->type == CFG_TABLE ? "%s." : "%s.<name>.", path);
+            snprintf(sub, sizeof(sub), k->type == CONFIG_TABLE ? "%s." : "%s.<name>.", path);
             each_key(k->sub, sub, fn, arg);
         }
     }
@@ -184,5 +184,5 @@ static void each_key(const struct cfg_key *keys, const char *prefix, config_key_
 
 void config_each_key(config_key_fn fn, void *arg)
 {
-    each_key(cfg_root_keys, "", fn, arg);
+    each_key(config_root_keys, "", fn, arg);
 }

@@ -10,7 +10,7 @@
  * It runs inside config_load's protected call, so a Lua error half-way (out
  * of memory in the capped state) unwinds through it: every string or array
  * is attached to the config as soon as it is made, and temporary arrays are
- * Lua userdata or live in the cfg_ctx, so nothing leaks on either path.
+ * Lua userdata or live in the config_ctx, so nothing leaks on either path.
  *
  * `options` tables are serialised here to JSON for the operator's own state:
  * strings (valid UTF-8), numbers (finite; integers stay integers), booleans
@@ -28,26 +28,26 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int walk_table(struct cfg_ctx *ctx, lua_State *L, int idx, const struct cfg_key *keys,
+static int walk_table(struct config_ctx *ctx, lua_State *L, int idx, const struct config_key *keys,
                       void *base);
 
-static int fail_type(struct cfg_ctx *ctx, lua_State *L, int idx, const char *expected)
+static int fail_type(struct config_ctx *ctx, lua_State *L, int idx, const char *expected)
 {
     int t = lua_type(L, idx);
 
     if (t == LUA_TSTRING && (strcmp(expected, "integer") == 0 || strcmp(expected, "number") == 0 ||
                              strcmp(expected, "boolean") == 0)) {
-        return cfg_fail(ctx, "expected %s, got string (env() returns strings: convert it)",
-                        expected);
+        return config_fail(ctx, "expected %s, got string (env() returns strings: convert it)",
+                           expected);
     }
     if (t == LUA_TNUMBER && strcmp(expected, "integer") == 0) {
-        return cfg_fail(ctx, "expected integer, got %.14g", lua_tonumber(L, idx));
+        return config_fail(ctx, "expected integer, got %.14g", lua_tonumber(L, idx));
     }
-    return cfg_fail(ctx, "expected %s, got %s", expected, lua_typename(L, t));
+    return config_fail(ctx, "expected %s, got %s", expected, lua_typename(L, t));
 }
 
 /* A string value: no NUL bytes, not empty (leave a key out for its default). */
-static int get_string(struct cfg_ctx *ctx, lua_State *L, int idx, const char *expected,
+static int get_string(struct config_ctx *ctx, lua_State *L, int idx, const char *expected,
                       const char **out)
 {
     size_t len;
@@ -57,23 +57,23 @@ static int get_string(struct cfg_ctx *ctx, lua_State *L, int idx, const char *ex
     }
     *out = lua_tolstring(L, idx, &len);
     if (len == 0) {
-        return cfg_fail(ctx, "empty string (leave the key out for its default)");
+        return config_fail(ctx, "empty string (leave the key out for its default)");
     }
     if (strlen(*out) != len) {
-        return cfg_fail(ctx, "contains a NUL byte");
+        return config_fail(ctx, "contains a NUL byte");
     }
     return 0;
 }
 
-static int check_range(struct cfg_ctx *ctx, const struct cfg_key *k, double v)
+static int check_range(struct config_ctx *ctx, const struct config_key *k, double v)
 {
     if (v < k->min || v > k->max) {
-        return cfg_fail(ctx, "%.14g is out of range (%.14g to %.14g)", v, k->min, k->max);
+        return config_fail(ctx, "%.14g is out of range (%.14g to %.14g)", v, k->min, k->max);
     }
     return 0;
 }
 
-void cfg_list_free(char **items, size_t n)
+void config_list_free(char **items, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         free(items[i]);
@@ -82,10 +82,10 @@ void cfg_list_free(char **items, size_t n)
 }
 
 /* Parse "a,b,c" (a schema default) into the list field. */
-static void list_default(const struct cfg_key *k, void *base)
+static void list_default(const struct config_key *k, void *base)
 {
-    char ***items = CFG_FIELD(base, k->offset, char **);
-    size_t *n = CFG_FIELD(base, k->aux, size_t);
+    char ***items = CONFIG_FIELD(base, k->offset, char **);
+    size_t *n = CONFIG_FIELD(base, k->aux, size_t);
     const char *p = k->def;
 
     if (!p) {
@@ -100,17 +100,21 @@ static void list_default(const struct cfg_key *k, void *base)
     }
 }
 
-static int walk_list(struct cfg_ctx *ctx, lua_State *L, int idx, const struct cfg_key *k,
+static int walk_list(struct config_ctx *ctx, lua_State *L, int idx, const struct config_key *k,
                      void *base)
 {
-    char ***items = CFG_FIELD(base, k->offset, char **);
-    size_t *n = CFG_FIELD(base, k->aux, size_t);
+    char ***items = CONFIG_FIELD(base, k->offset, char **);
+    size_t *n = CONFIG_FIELD(base, k->aux, size_t);
     size_t len, count = 0;
 
     if (lua_type(L, idx) != LUA_TTABLE) {
         return fail_type(ctx, L, idx, "a list of strings");
     }
     len = lua_rawlen(L, idx);
+    /* Duplicates are looked for pairwise: keep n small enough for that. */
+    if (len > CONFIG_MAX_LIST_ITEMS) {
+        return config_fail(ctx, "more than %d items", CONFIG_MAX_LIST_ITEMS);
+    }
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         lua_Integer i;
@@ -119,43 +123,41 @@ static int walk_list(struct cfg_ctx *ctx, lua_State *L, int idx, const struct cf
         lua_pop(L, 1);
         i = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &isint) : 0;
         if (!isint || i < 1 || (size_t)i > len) {
-            return cfg_fail(ctx, "expected a list of strings, found a named key");
+            return config_fail(ctx, "expected a list of strings, found a named key");
         }
         count++;
     }
     if (count != len) {
-        return cfg_fail(ctx, "expected a list of strings, found holes");
+        return config_fail(ctx, "expected a list of strings, found holes");
     }
     *items = xcalloc(len + 1, sizeof(char *));
     for (size_t i = 1; i <= len; i++) {
-        size_t mark = cfg_path_index(ctx, i);
-        const char *s;
-        int rc;
+        size_t mark = config_path_index(ctx, i);
+        const char *s = NULL;
 
         lua_rawgeti(L, idx, (lua_Integer)i);
-        rc = get_string(ctx, L, -1, "string", &s);
-        lua_pop(L, 1);
-        if (rc < 0) {
+        if (get_string(ctx, L, -1, "string", &s) < 0) {
             return -1;
         }
         (*items)[(*n)++] = xstrdup(s);
+        lua_pop(L, 1);
         if (k->item && k->item(ctx, &(*items)[*n - 1]) < 0) {
             return -1;
         }
         /* A duplicate is always a slip; the values are not shown (tokens). */
         for (size_t j = 0; j + 1 < *n; j++) {
             if (strcmp((*items)[j], (*items)[*n - 1]) == 0) {
-                return cfg_fail(ctx, "same value as %s[%zu]", k->name, j + 1);
+                return config_fail(ctx, "same value as %s[%zu]", k->name, j + 1);
             }
         }
-        cfg_path_restore(ctx, mark);
+        config_path_restore(ctx, mark);
     }
     return 0;
 }
 
 /* ---- options: a Lua table as JSON --------------------------------------- */
 
-static void json_put(struct cfg_ctx *ctx, const char *s, size_t n)
+static void json_put(struct config_ctx *ctx, const char *s, size_t n)
 {
     if (ctx->json_len + n + 1 > ctx->json_cap) {
         ctx->json_cap = (ctx->json_len + n + 1) * 2;
@@ -199,7 +201,7 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-static int json_string(struct cfg_ctx *ctx, const char *s, size_t n)
+static int json_string(struct config_ctx *ctx, const char *s, size_t n)
 {
     json_put(ctx, "\"", 1);
     for (size_t i = 0; i < n;) {
@@ -208,7 +210,7 @@ static int json_string(struct cfg_ctx *ctx, const char *s, size_t n)
         char esc[8];
 
         if (len == 0) {
-            return cfg_fail(ctx, "string is not valid UTF-8");
+            return config_fail(ctx, "string is not valid UTF-8");
         }
         if (c == '"' || c == '\\') {
             esc[0] = '\\', esc[1] = (char)c;
@@ -226,7 +228,7 @@ static int json_string(struct cfg_ctx *ctx, const char *s, size_t n)
 }
 
 /* Shortest "%.Ng" that reads back as the same double. */
-void cfg_format_double(double d, char *buf, size_t n)
+void config_format_double(double d, char *buf, size_t n)
 {
     for (int prec = 15; prec <= 17; prec++) {
         snprintf(buf, n, "%.*g", prec, d);
@@ -236,7 +238,7 @@ void cfg_format_double(double d, char *buf, size_t n)
     }
 }
 
-static int json_value(struct cfg_ctx *ctx, lua_State *L, int idx, int depth);
+static int json_value(struct config_ctx *ctx, lua_State *L, int idx, int depth);
 
 struct json_key {
     const char *s;
@@ -256,18 +258,18 @@ static int json_key_cmp(const void *a, const void *b)
  * when they are all strings (written in sorted order so the text is stable),
  * and an error otherwise: JSON has no mixed or sparse tables.
  */
-static int json_table(struct cfg_ctx *ctx, lua_State *L, int idx, int depth)
+static int json_table(struct config_ctx *ctx, lua_State *L, int idx, int depth)
 {
     size_t len = lua_rawlen(L, idx), count = 0, nstr = 0;
     struct json_key *keys;
 
     for (int i = 0; i < depth; i++) {
         if (ctx->json_seen[i] == lua_topointer(L, idx)) {
-            return cfg_fail(ctx, "cycle: the table contains itself");
+            return config_fail(ctx, "cycle: the table contains itself");
         }
     }
     if (depth >= CONFIG_MAX_OPTIONS_DEPTH) {
-        return cfg_fail(ctx, "nested deeper than %d levels", CONFIG_MAX_OPTIONS_DEPTH);
+        return config_fail(ctx, "nested deeper than %d levels", CONFIG_MAX_OPTIONS_DEPTH);
     }
     ctx->json_seen[depth] = lua_topointer(L, idx);
     luaL_checkstack(L, 8, "options");
@@ -284,21 +286,21 @@ static int json_table(struct cfg_ctx *ctx, lua_State *L, int idx, int depth)
         }
         i = lua_type(L, -1) == LUA_TNUMBER ? lua_tointegerx(L, -1, &isint) : 0;
         if (!isint) {
-            return cfg_fail(ctx, "a %s key cannot be written as JSON (keys are strings)",
-                            luaL_typename(L, -1));
+            return config_fail(ctx, "a %s key cannot be written as JSON (keys are strings)",
+                               luaL_typename(L, -1));
         }
         if (i < 1 || (size_t)i > len) {
-            return cfg_fail(ctx, "key %lld: a list must have keys 1..n without holes",
-                            (long long)i);
+            return config_fail(ctx, "key %lld: a list must have keys 1..n without holes",
+                               (long long)i);
         }
     }
     if (nstr > 0 && nstr != count) {
-        return cfg_fail(ctx, "the table mixes list items and named keys");
+        return config_fail(ctx, "the table mixes list items and named keys");
     }
     if (nstr == 0 && count > 0) {
         json_put(ctx, "[", 1);
         for (size_t i = 1; i <= len; i++) {
-            size_t mark = cfg_path_index(ctx, i);
+            size_t mark = config_path_index(ctx, i);
 
             json_put(ctx, i > 1 ? "," : "", i > 1);
             lua_rawgeti(L, idx, (lua_Integer)i);
@@ -306,7 +308,7 @@ static int json_table(struct cfg_ctx *ctx, lua_State *L, int idx, int depth)
                 return -1;
             }
             lua_pop(L, 1);
-            cfg_path_restore(ctx, mark);
+            config_path_restore(ctx, mark);
         }
         json_put(ctx, "]", 1);
         return 0;
@@ -323,7 +325,7 @@ static int json_table(struct cfg_ctx *ctx, lua_State *L, int idx, int depth)
     qsort(keys, count, sizeof(*keys), json_key_cmp);
     json_put(ctx, "{", 1);
     for (size_t i = 0; i < count; i++) {
-        size_t mark = cfg_path_key(ctx, keys[i].s);
+        size_t mark = config_path_key(ctx, keys[i].s);
 
         json_put(ctx, i > 0 ? "," : "", i > 0);
         if (json_string(ctx, keys[i].s, keys[i].len) < 0) {
@@ -336,14 +338,14 @@ static int json_table(struct cfg_ctx *ctx, lua_State *L, int idx, int depth)
             return -1;
         }
         lua_pop(L, 1);
-        cfg_path_restore(ctx, mark);
+        config_path_restore(ctx, mark);
     }
     lua_pop(L, 1);
     json_put(ctx, "}", 1);
     return 0;
 }
 
-static int json_value(struct cfg_ctx *ctx, lua_State *L, int idx, int depth)
+static int json_value(struct config_ctx *ctx, lua_State *L, int idx, int depth)
 {
     char buf[40];
     size_t len;
@@ -352,8 +354,8 @@ static int json_value(struct cfg_ctx *ctx, lua_State *L, int idx, int depth)
     /* Shared subtables are written once per use, so a small table can stand
      * for an exponential text: cap the output, not only the depth. */
     if (ctx->json_len > CONFIG_MAX_OPTIONS_BYTES) {
-        return cfg_fail(ctx, "options are larger than %u bytes as JSON",
-                        CONFIG_MAX_OPTIONS_BYTES);
+        config_path_restore(ctx, ctx->json_root);
+        return config_fail(ctx, "larger than %zu bytes as JSON", CONFIG_MAX_OPTIONS_BYTES);
     }
     switch (lua_type(L, idx)) {
     case LUA_TBOOLEAN:
@@ -364,9 +366,9 @@ static int json_value(struct cfg_ctx *ctx, lua_State *L, int idx, int depth)
         if (lua_isinteger(L, idx)) {
             snprintf(buf, sizeof(buf), "%lld", (long long)lua_tointeger(L, idx));
         } else if (!isfinite(lua_tonumber(L, idx))) {
-            return cfg_fail(ctx, "NaN and infinity cannot be written as JSON");
+            return config_fail(ctx, "NaN and infinity cannot be written as JSON");
         } else {
-            cfg_format_double(lua_tonumber(L, idx), buf, sizeof(buf));
+            config_format_double(lua_tonumber(L, idx), buf, sizeof(buf));
         }
         json_put(ctx, buf, strlen(buf));
         return 0;
@@ -376,28 +378,29 @@ static int json_value(struct cfg_ctx *ctx, lua_State *L, int idx, int depth)
     case LUA_TTABLE:
         return json_table(ctx, L, idx, depth);
     default:
-        return cfg_fail(ctx, "a %s cannot be handed to the operator (only strings, numbers, "
-                             "booleans and tables)",
-                        luaL_typename(L, idx));
+        return config_fail(ctx,
+                           "a %s cannot be handed to the operator (only strings, numbers, "
+                           "booleans and tables)",
+                           luaL_typename(L, idx));
     }
 }
 
-static int walk_json(struct cfg_ctx *ctx, lua_State *L, int idx, const struct cfg_key *k,
+static int walk_json(struct config_ctx *ctx, lua_State *L, int idx, const struct config_key *k,
                      void *base)
 {
     if (lua_type(L, idx) != LUA_TTABLE) {
         return fail_type(ctx, L, idx, "table");
     }
     ctx->json_len = 0;
+    ctx->json_root = ctx->path_len;
     json_put(ctx, "", 0);
     if (json_table(ctx, L, idx, 0) < 0) {
         return -1;
     }
     if (ctx->json_len > CONFIG_MAX_OPTIONS_BYTES) {
-        return cfg_fail(ctx, "options are larger than %u bytes as JSON",
-                        CONFIG_MAX_OPTIONS_BYTES);
+        return config_fail(ctx, "larger than %zu bytes as JSON", CONFIG_MAX_OPTIONS_BYTES);
     }
-    *CFG_FIELD(base, k->offset, char *) = xstrdup(ctx->json);
+    *CONFIG_FIELD(base, k->offset, char *) = xstrdup(ctx->json);
     return 0;
 }
 
@@ -413,11 +416,11 @@ static bool is_operator_name(const char *s, size_t len)
     return len > 0 && len <= 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == len;
 }
 
-static int walk_operators(struct cfg_ctx *ctx, lua_State *L, int idx, const struct cfg_key *k,
+static int walk_operators(struct config_ctx *ctx, lua_State *L, int idx, const struct config_key *k,
                           void *base)
 {
-    struct config_operator **ops = CFG_FIELD(base, k->offset, struct config_operator *);
-    size_t *n = CFG_FIELD(base, k->aux, size_t);
+    struct config_operator **ops = CONFIG_FIELD(base, k->offset, struct config_operator *);
+    size_t *n = CONFIG_FIELD(base, k->aux, size_t);
     const char **names;
     size_t count = 0;
 
@@ -428,8 +431,9 @@ static int walk_operators(struct cfg_ctx *ctx, lua_State *L, int idx, const stru
     while (lua_next(L, idx)) {
         lua_pop(L, 1);
         if (lua_type(L, -1) != LUA_TSTRING) {
-            return cfg_fail(ctx, "keys are operator names, e.g. binance = { ... }; found a %s key",
-                            luaL_typename(L, -1));
+            return config_fail(ctx,
+                               "keys are operator names, e.g. binance = { ... }; found a %s key",
+                               luaL_typename(L, -1));
         }
         count++;
     }
@@ -445,12 +449,12 @@ static int walk_operators(struct cfg_ctx *ctx, lua_State *L, int idx, const stru
     *ops = xcalloc(count ? count : 1, sizeof(**ops));
     *n = count;
     for (size_t i = 0; i < count; i++) {
-        size_t len, mark = cfg_path_key(ctx, names[i]);
+        size_t len, mark = config_path_key(ctx, names[i]);
 
         lua_pushstring(L, names[i]);
         len = lua_rawlen(L, -1);
         if (!is_operator_name(names[i], len)) {
-            return cfg_fail(ctx, "an operator name is 1 to 64 of a-z, 0-9 and _");
+            return config_fail(ctx, "an operator name is 1 to 64 of a-z, 0-9 and _");
         }
         (*ops)[i].name = xstrdup(names[i]);
         lua_rawget(L, idx);
@@ -461,7 +465,7 @@ static int walk_operators(struct cfg_ctx *ctx, lua_State *L, int idx, const stru
             return -1;
         }
         lua_pop(L, 1);
-        cfg_path_restore(ctx, mark);
+        config_path_restore(ctx, mark);
     }
     lua_pop(L, 1);
     return 0;
@@ -470,35 +474,35 @@ static int walk_operators(struct cfg_ctx *ctx, lua_State *L, int idx, const stru
 /* ---- One key --------------------------------------------------------------- */
 
 /* Store the key's default (no value in the file). */
-static void apply_default(const struct cfg_key *k, void *base)
+static void apply_default(const struct config_key *k, void *base)
 {
     switch (k->type) {
-    case CFG_BOOL:
-        *CFG_FIELD(base, k->offset, bool) = k->def && strcmp(k->def, "true") == 0;
+    case CONFIG_BOOL:
+        *CONFIG_FIELD(base, k->offset, bool) = k->def && strcmp(k->def, "true") == 0;
         break;
-    case CFG_INT:
-        *CFG_FIELD(base, k->offset, int64_t) = k->def ? strtoll(k->def, NULL, 10) : -1;
+    case CONFIG_INT:
+        *CONFIG_FIELD(base, k->offset, int64_t) = k->def ? strtoll(k->def, NULL, 10) : -1;
         break;
-    case CFG_NUM:
-        *CFG_FIELD(base, k->offset, double) = k->def ? strtod(k->def, NULL) : -1;
+    case CONFIG_NUM:
+        *CONFIG_FIELD(base, k->offset, double) = k->def ? strtod(k->def, NULL) : -1;
         break;
-    case CFG_STR:
-    case CFG_JSON:
-        *CFG_FIELD(base, k->offset, char *) = k->def ? xstrdup(k->def) : NULL;
+    case CONFIG_STR:
+    case CONFIG_JSON:
+        *CONFIG_FIELD(base, k->offset, char *) = k->def ? xstrdup(k->def) : NULL;
         break;
-    case CFG_ENUM:
-        *CFG_FIELD(base, k->offset, int) = cfg_find_name(k->names, k->def);
+    case CONFIG_ENUM:
+        *CONFIG_FIELD(base, k->offset, int) = config_find_name(k->names, k->def);
         break;
-    case CFG_LIST:
+    case CONFIG_LIST:
         list_default(k, base);
         break;
-    case CFG_TABLE:
-    case CFG_OPERATORS:
+    case CONFIG_TABLE:
+    case CONFIG_OPERATORS:
         break;
     }
 }
 
-static int walk_enum(struct cfg_ctx *ctx, lua_State *L, int idx, const struct cfg_key *k,
+static int walk_enum(struct config_ctx *ctx, lua_State *L, int idx, const struct config_key *k,
                      void *base)
 {
     const char *s, *hint;
@@ -508,24 +512,24 @@ static int walk_enum(struct cfg_ctx *ctx, lua_State *L, int idx, const struct cf
     if (get_string(ctx, L, idx, "string", &s) < 0) {
         return -1;
     }
-    i = cfg_find_name(k->names, s);
+    i = config_find_name(k->names, s);
     if (i >= 0) {
-        *CFG_FIELD(base, k->offset, int) = i;
+        *CONFIG_FIELD(base, k->offset, int) = i;
         return 0;
     }
     for (int j = 0; k->names[j]; j++) {
         strncat(names, j ? ", " : "", sizeof(names) - strlen(names) - 1);
         strncat(names, k->names[j], sizeof(names) - strlen(names) - 1);
     }
-    hint = cfg_suggest(s, k->names);
+    hint = config_suggest(s, k->names);
     if (hint) {
-        return cfg_fail(ctx, "'%.64s' is not one of %s (did you mean '%s'?)", s, names, hint);
+        return config_fail(ctx, "'%.64s' is not one of %s (did you mean '%s'?)", s, names, hint);
     }
-    return cfg_fail(ctx, "'%.64s' is not one of %s", s, names);
+    return config_fail(ctx, "'%.64s' is not one of %s", s, names);
 }
 
 /* Parse the value at idx (or the default when idx is 0), then run the check. */
-static int walk_value(struct cfg_ctx *ctx, lua_State *L, int idx, const struct cfg_key *k,
+static int walk_value(struct config_ctx *ctx, lua_State *L, int idx, const struct config_key *k,
                       void *base)
 {
     int isint = 0;
@@ -534,69 +538,70 @@ static int walk_value(struct cfg_ctx *ctx, lua_State *L, int idx, const struct c
 
     if (idx == 0) {
         apply_default(k, base);
-        if (k->type == CFG_TABLE && walk_table(ctx, L, 0, k->sub, CFG_FIELD(base, k->offset, char)) < 0) {
+        if (k->type == CONFIG_TABLE &&
+            walk_table(ctx, L, 0, k->sub, CONFIG_FIELD(base, k->offset, char)) < 0) {
             return -1;
         }
         return k->check ? k->check(ctx, base, k) : 0;
     }
     switch (k->type) {
-    case CFG_BOOL:
+    case CONFIG_BOOL:
         if (!lua_isboolean(L, idx)) {
             return fail_type(ctx, L, idx, "boolean");
         }
-        *CFG_FIELD(base, k->offset, bool) = lua_toboolean(L, idx);
+        *CONFIG_FIELD(base, k->offset, bool) = lua_toboolean(L, idx);
         break;
-    case CFG_INT:
+    case CONFIG_INT:
         if (lua_type(L, idx) == LUA_TNUMBER) {
-            *CFG_FIELD(base, k->offset, int64_t) = lua_tointegerx(L, idx, &isint);
+            *CONFIG_FIELD(base, k->offset, int64_t) = lua_tointegerx(L, idx, &isint);
         }
         if (!isint) {
             return fail_type(ctx, L, idx, "integer");
         }
-        if (check_range(ctx, k, (double)*CFG_FIELD(base, k->offset, int64_t)) < 0) {
+        if (check_range(ctx, k, (double)*CONFIG_FIELD(base, k->offset, int64_t)) < 0) {
             return -1;
         }
         break;
-    case CFG_NUM:
+    case CONFIG_NUM:
         if (lua_type(L, idx) != LUA_TNUMBER) {
             return fail_type(ctx, L, idx, "number");
         }
         d = lua_tonumber(L, idx);
         if (isnan(d) || check_range(ctx, k, d) < 0) {
-            return isnan(d) ? cfg_fail(ctx, "NaN is not a number here") : -1;
+            return isnan(d) ? config_fail(ctx, "NaN is not a number here") : -1;
         }
-        *CFG_FIELD(base, k->offset, double) = d;
+        *CONFIG_FIELD(base, k->offset, double) = d;
         break;
-    case CFG_STR:
+    case CONFIG_STR:
         if (get_string(ctx, L, idx, "string", &s) < 0) {
             return -1;
         }
-        *CFG_FIELD(base, k->offset, char *) = xstrdup(s);
+        *CONFIG_FIELD(base, k->offset, char *) = xstrdup(s);
         break;
-    case CFG_ENUM:
+    case CONFIG_ENUM:
         if (walk_enum(ctx, L, idx, k, base) < 0) {
             return -1;
         }
         break;
-    case CFG_LIST:
+    case CONFIG_LIST:
         if (walk_list(ctx, L, idx, k, base) < 0) {
             return -1;
         }
         break;
-    case CFG_TABLE:
+    case CONFIG_TABLE:
         if (lua_type(L, idx) != LUA_TTABLE) {
             return fail_type(ctx, L, idx, "table");
         }
-        if (walk_table(ctx, L, idx, k->sub, CFG_FIELD(base, k->offset, char)) < 0) {
+        if (walk_table(ctx, L, idx, k->sub, CONFIG_FIELD(base, k->offset, char)) < 0) {
             return -1;
         }
         break;
-    case CFG_OPERATORS:
+    case CONFIG_OPERATORS:
         if (walk_operators(ctx, L, idx, k, base) < 0) {
             return -1;
         }
         break;
-    case CFG_JSON:
+    case CONFIG_JSON:
         if (walk_json(ctx, L, idx, k, base) < 0) {
             return -1;
         }
@@ -607,7 +612,7 @@ static int walk_value(struct cfg_ctx *ctx, lua_State *L, int idx, const struct c
 
 /* ---- One table ------------------------------------------------------------- */
 
-static const struct cfg_key *find_key(const struct cfg_key *keys, const char *name)
+static const struct config_key *find_key(const struct config_key *keys, const char *name)
 {
     for (; keys->name; keys++) {
         if (strcmp(keys->name, name) == 0) {
@@ -617,11 +622,11 @@ static const struct cfg_key *find_key(const struct cfg_key *keys, const char *na
     return NULL;
 }
 
-static int fail_unknown(struct cfg_ctx *ctx, const struct cfg_key *keys, const char *key)
+static int fail_unknown(struct config_ctx *ctx, const struct config_key *keys, const char *key)
 {
     const char *names[64], *hint;
     char list[512] = "";
-    size_t n = 0, mark = cfg_path_key(ctx, key);
+    size_t n = 0, mark = config_path_key(ctx, key);
 
     for (; keys[n].name && n < 63; n++) {
         names[n] = keys[n].name;
@@ -629,15 +634,15 @@ static int fail_unknown(struct cfg_ctx *ctx, const struct cfg_key *keys, const c
         strncat(list, keys[n].name, sizeof(list) - strlen(list) - 1);
     }
     names[n] = NULL;
-    hint = cfg_suggest(key, names);
+    hint = config_suggest(key, names);
     if (hint) {
-        cfg_fail(ctx, "unknown key (did you mean '%s'?)", hint);
+        config_fail(ctx, "unknown key (did you mean '%s'?)", hint);
     } else if (n <= 10) {
-        cfg_fail(ctx, "unknown key (known keys: %s)", list);
+        config_fail(ctx, "unknown key (known keys: %s)", list);
     } else {
-        cfg_fail(ctx, "unknown key (see docs/operations.md for the keys)");
+        config_fail(ctx, "unknown key (see docs/operations.md for the keys)");
     }
-    cfg_path_restore(ctx, mark);
+    config_path_restore(ctx, mark);
     return -1;
 }
 
@@ -646,7 +651,7 @@ static int fail_unknown(struct cfg_ctx *ctx, const struct cfg_key *keys, const c
  * the struct at base. Unknown keys are checked first and the alphabetically
  * first one is reported, so the message does not depend on hash order.
  */
-static int walk_table(struct cfg_ctx *ctx, lua_State *L, int idx, const struct cfg_key *keys,
+static int walk_table(struct config_ctx *ctx, lua_State *L, int idx, const struct config_key *keys,
                       void *base)
 {
     const char *unknown = NULL;
@@ -659,11 +664,12 @@ static int walk_table(struct cfg_ctx *ctx, lua_State *L, int idx, const struct c
             if (lua_type(L, -1) != LUA_TSTRING) {
                 if (lua_type(L, -1) == LUA_TNUMBER) {
                     lua_pushvalue(L, -1);
-                    return cfg_fail(ctx, "unexpected list item [%s] (this table takes named keys)",
-                                    lua_tostring(L, -1));
+                    return config_fail(ctx,
+                                       "unexpected list item [%s] (this table takes named keys)",
+                                       lua_tostring(L, -1));
                 }
-                return cfg_fail(ctx, "unexpected %s key (this table takes named keys)",
-                                luaL_typename(L, -1));
+                return config_fail(ctx, "unexpected %s key (this table takes named keys)",
+                                   luaL_typename(L, -1));
             }
             if (!find_key(keys, lua_tostring(L, -1)) &&
                 (!unknown || strcmp(lua_tostring(L, -1), unknown) < 0)) {
@@ -674,8 +680,8 @@ static int walk_table(struct cfg_ctx *ctx, lua_State *L, int idx, const struct c
             return fail_unknown(ctx, keys, unknown);
         }
     }
-    for (const struct cfg_key *k = keys; k->name; k++) {
-        size_t mark = cfg_path_key(ctx, k->name);
+    for (const struct config_key *k = keys; k->name; k++) {
+        size_t mark = config_path_key(ctx, k->name);
         int present = 0;
 
         if (idx != 0) {
@@ -686,12 +692,12 @@ static int walk_table(struct cfg_ctx *ctx, lua_State *L, int idx, const struct c
             return -1;
         }
         lua_settop(L, top);
-        cfg_path_restore(ctx, mark);
+        config_path_restore(ctx, mark);
     }
     return 0;
 }
 
-int cfg_walk(struct cfg_ctx *ctx, lua_State *L, int idx)
+int config_walk(struct config_ctx *ctx, lua_State *L, int idx)
 {
-    return walk_table(ctx, L, idx, cfg_root_keys, ctx->cfg);
+    return walk_table(ctx, L, idx, config_root_keys, ctx->cfg);
 }

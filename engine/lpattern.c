@@ -16,13 +16,16 @@
  * once for "the rest of the pattern"; everything else loops in place. So the
  * recursion depth follows the pattern's structure, never the subject's
  * length, and LPATTERN_MAX_DEPTH (200, like the stock MAXCCALLS) bounds the C
- * stack at a few kilobytes.
+ * stack to some tens of kilobytes (about 200 bytes a level when optimised).
+ * A gsub callback runs after the recursion has unwound, so nested calls from
+ * callbacks do not stack up matcher frames.
  *
  * Time is bounded by the step budget: entering an item and testing one
- * subject character each cost one step, and scans inside an item (a balance,
- * a back-reference comparison) cost one step per byte they look at. When the
- * budget hits zero the whole call fails with LPATTERN_EBUDGET; the matcher
- * never runs more than a constant amount of work per step.
+ * subject character each cost one step, and scans inside an item cost by the
+ * bytes they look at (a balance one step per subject byte, a back-reference
+ * one per 8 bytes compared, a set one per 4 pattern bytes scanned). When the
+ * budget hits zero the whole call fails with LPATTERN_EBUDGET; no step does
+ * more than a small constant amount of work.
  *
  * Results propagate as ptrdiff_t: an end offset (>= 0), NO_MATCH, or
  * MATCH_ERROR once m->error holds the message. No longjmp crosses this file.
@@ -38,6 +41,12 @@
 
 #define NO_MATCH ((ptrdiff_t)-1)
 #define MATCH_ERROR ((ptrdiff_t)-2)
+
+/* Bytes of a set that scanning costs one extra step (sets of under four bytes cost none). */
+#define SET_BYTES_PER_STEP 4
+
+/* Bytes of a back-reference that comparing costs one step (memcmp is fast). */
+#define BACKREF_BYTES_PER_STEP 8
 
 /* The characters that make find() use the matcher instead of a plain search. */
 static const char specials[] = "^$*+?.([%-";
@@ -203,9 +212,16 @@ static ptrdiff_t item_end(struct lpattern_match *m, size_t p, size_t *end)
     return 0;
 }
 
+/* What scanning the set or class [p, end) costs beyond its one step. */
+static long scan_cost(size_t p, size_t end)
+{
+    return (long)((end - p) / SET_BYTES_PER_STEP);
+}
+
 /*
  * Tests the subject character at `s` against the class [p, end). Returns 1 or
- * 0, or -1 when the budget is gone.
+ * 0, or -1 when the budget is gone. A set costs by its length, or one huge
+ * set would make every step arbitrarily slow.
  */
 static int char_matches(struct lpattern_match *m, size_t s, size_t p, size_t end)
 {
@@ -224,6 +240,9 @@ static int char_matches(struct lpattern_match *m, size_t s, size_t p, size_t end
     case '%':
         return class_has(c, pat_at(m, p + 1));
     case '[':
+        if (!spend(m, scan_cost(p, end))) {
+            return -1;
+        }
         return set_has(m, c, p, end - 1);
     default:
         return pat_at(m, p) == c;
@@ -378,7 +397,7 @@ static ptrdiff_t match_backref(struct lpattern_match *m, size_t s, int d)
     if (len < 0 || m->subject_len - s < (size_t)len) {
         return NO_MATCH;
     }
-    if (!spend(m, 1 + len / 8)) {
+    if (!spend(m, 1 + len / BACKREF_BYTES_PER_STEP)) {
         return over_budget(m);
     }
     if (memcmp(m->subject + m->capture[i].start, m->subject + s, (size_t)len) != 0) {
@@ -398,6 +417,9 @@ static ptrdiff_t match_frontier(struct lpattern_match *m, size_t s, size_t p, si
     if (item_end(m, p, next) < 0) {
         return MATCH_ERROR;
     }
+    if (!spend(m, 3 * scan_cost(p, *next))) {
+        return over_budget(m);
+    }
     if (!set_has(m, before, p, *next - 1) && set_has(m, subj_at(m, s), p, *next - 1)) {
         return (ptrdiff_t)s;
     }
@@ -412,12 +434,16 @@ static ptrdiff_t match_frontier(struct lpattern_match *m, size_t s, size_t p, si
  */
 static ptrdiff_t match_single(struct lpattern_match *m, size_t s, size_t p, size_t *next)
 {
-    size_t end;
+    size_t end = 0;
     int quant, ok;
     ptrdiff_t r;
 
     if (item_end(m, p, &end) < 0) {
         return MATCH_ERROR;
+    }
+    /* Finding the end of a set scanned it once already. */
+    if (!spend(m, scan_cost(p, end))) {
+        return over_budget(m);
     }
     quant = pat_at(m, end);
     ok = char_matches(m, s, p, end);
@@ -460,7 +486,7 @@ static ptrdiff_t match_here(struct lpattern_match *m, size_t s, size_t p)
 {
     for (;;) {
         ptrdiff_t r;
-        size_t next;
+        size_t next = 0;
         int c1;
 
         if (!spend(m, 1)) {

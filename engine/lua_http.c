@@ -17,6 +17,7 @@
 
 #include <curl/curl.h>
 #include <lauxlib.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -180,10 +181,9 @@ static void on_token(struct loop_timer *t, void *data)
 
 static void read_options(lua_State *L, int idx, struct pending_http *p)
 {
-    if (lua_isnoneornil(L, idx)) {
+    if (!lua_istable(L, idx)) {
         return;
     }
-    luaL_checktype(L, idx, LUA_TTABLE);
     if (lua_getfield(L, idx, "timeout") == LUA_TNUMBER) {
         p->req.timeout_ms = (long)(lua_tonumber(L, -1) * 1000.0);
     }
@@ -217,10 +217,13 @@ static char *build_url(lua_State *L, const char *url, int opts)
 {
     luaL_Buffer b;
     char sep = strchr(url, '?') ? '&' : '?';
+    /* Decided before luaL_buffinit, which pushes onto the stack (a missing
+     * opts argument would then look present). */
+    bool has_opts = lua_istable(L, opts);
 
     luaL_buffinit(L, &b);
     luaL_addstring(&b, url);
-    if (!lua_isnoneornil(L, opts) && lua_getfield(L, opts, "query") == LUA_TTABLE) {
+    if (has_opts && lua_getfield(L, opts, "query") == LUA_TTABLE) {
         lua_pushnil(L);
         while (lua_next(L, -2)) {
             if (lua_type(L, -2) == LUA_TSTRING &&
@@ -238,7 +241,7 @@ static char *build_url(lua_State *L, const char *url, int opts)
             lua_pop(L, 1);
         }
         lua_pop(L, 1);
-    } else if (!lua_isnoneornil(L, opts)) {
+    } else if (has_opts) {
         lua_pop(L, 1);
     }
     luaL_pushresult(&b);
@@ -257,6 +260,9 @@ static int http_call(lua_State *L, const char *method)
         return luaL_error(L, "x.http.%s cannot wait here: call it from markets, poll, "
                              "connections or on_open, not from on_message, on_ping or on_close",
                           method);
+    }
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
     }
     struct pending_http *p = xcalloc(1, sizeof *p);
     p->task = task;

@@ -11,11 +11,17 @@
  * which unwinds cleanly because the match state lives on the C stack (or, for
  * gmatch, in a userdata) and owns no heap memory.
  *
- * The budget's base lives in one userdata per state, shared as an upvalue by
- * the four functions and reachable from the registry for
- * lpattern_set_budget. Each call gets a fresh budget (lpattern_budget_for the
- * subject length); a gmatch iterator gets one per step, because the count
- * hook can fire between steps. All of this runs on the thread that owns L.
+ * The budget settings live in one userdata per state, shared as an upvalue
+ * by the four functions and reachable from the registry for the setters.
+ * Each call gets a fresh budget (lpattern_budget_for the subject length); a
+ * gmatch iterator gets one per step, because the count hook can fire between
+ * steps. A per-call budget alone still lets a script loop over calls that
+ * each stop just short of it, a few instructions per call, so the sandbox can
+ * also switch on a pool (lpattern_set_pool) that every call spends from and
+ * that it refills when it re-arms its instruction hook. The pool is charged
+ * whenever control leaves the matcher: at the end of a call and around each
+ * gsub replacement callback, which may itself run pattern calls. All of this
+ * runs on the thread that owns L.
  */
 #include "lpattern.h"
 
@@ -25,7 +31,9 @@
 #include <string.h>
 
 struct pattern_config {
-    long base; /* base step budget per call; <= 0 means the default */
+    long base;  /* base step budget per call; <= 0 means the default */
+    long pool;  /* steps left for all calls until the next refill */
+    int pooled; /* whether the pool applies */
 };
 
 /* What a gmatch iterator remembers between steps. */
@@ -39,11 +47,44 @@ struct gmatch_state {
 /* Its address is the registry key of the state's struct pattern_config. */
 static const char config_key = 'p';
 
-static long budget_for(lua_State *L, size_t subject_len)
+static struct pattern_config *config_of(lua_State *L)
 {
-    const struct pattern_config *cfg = lua_touserdata(L, lua_upvalueindex(1));
+    return lua_touserdata(L, lua_upvalueindex(1));
+}
 
-    return lpattern_budget_for(cfg->base, subject_len);
+/* The steps one call may spend: the per-call rule, capped by the pool. */
+static long grant(lua_State *L, size_t subject_len)
+{
+    const struct pattern_config *cfg = config_of(L);
+    long steps = lpattern_budget_for(cfg->base, subject_len);
+
+    if (cfg->pooled && cfg->pool < steps) {
+        steps = cfg->pool;
+    }
+    return steps;
+}
+
+/*
+ * Charges the pool with what `m` spent since it was granted *granted steps,
+ * then caps what `m` may still spend by what the pool has left (a callback
+ * may have drained it) and makes that the new grant.
+ */
+static void settle(lua_State *L, struct lpattern_match *m, long *granted)
+{
+    struct pattern_config *cfg = config_of(L);
+    long left = m->steps_left > 0 ? m->steps_left : 0;
+
+    if (!cfg->pooled) {
+        return;
+    }
+    cfg->pool -= *granted - left;
+    if (cfg->pool < 0) {
+        cfg->pool = 0;
+    }
+    if (m->steps_left > cfg->pool) {
+        m->steps_left = cfg->pool;
+    }
+    *granted = m->steps_left > 0 ? m->steps_left : 0;
 }
 
 static int raise_error(lua_State *L, const struct lpattern_match *m)
@@ -104,6 +145,7 @@ static int find_or_match(lua_State *L, int find)
     const char *p = luaL_checklstring(L, 2, &lp);
     size_t init = start_offset(luaL_optinteger(L, 3, 1), ls);
     struct lpattern_match m;
+    long granted;
     int r;
 
     if (init > ls) {
@@ -122,8 +164,10 @@ static int find_or_match(lua_State *L, int find)
         lua_pushinteger(L, (lua_Integer)(hit - s) + (lua_Integer)lp);
         return 2;
     }
-    lpattern_init(&m, s, ls, p, lp, LPATTERN_CARET_ANCHORS, budget_for(L, ls));
+    granted = grant(L, ls);
+    lpattern_init(&m, s, ls, p, lp, LPATTERN_CARET_ANCHORS, granted);
     r = lpattern_find(&m, init, &ms, &me);
+    settle(L, &m, &granted);
     if (r < 0) {
         return raise_error(L, &m);
     }
@@ -153,12 +197,16 @@ static int pattern_match(lua_State *L)
 static int gmatch_step(lua_State *L)
 {
     struct gmatch_state *g = lua_touserdata(L, lua_upvalueindex(4));
+    long granted = grant(L, g->m.subject_len);
     size_t src, end;
 
-    g->m.steps_left = budget_for(L, g->m.subject_len);
+    g->m.steps_left = granted;
     for (src = g->pos; src <= g->m.subject_len; src++) {
         int r = lpattern_match_at(&g->m, src, &end);
 
+        if (r != 0) {
+            settle(L, &g->m, &granted);
+        }
         if (r < 0) {
             return raise_error(L, &g->m);
         }
@@ -170,6 +218,7 @@ static int gmatch_step(lua_State *L)
             return push_captures(L, &g->m, src, end, 1);
         }
     }
+    settle(L, &g->m, &granted);
     return 0;
 }
 
@@ -206,10 +255,12 @@ static void add_to_buffer(void *ud, const char *text, size_t len)
 
 /*
  * Adds the replacement for the match [ms, me) to `b`, from argument 3 of
- * type `tr`. Returns whether the text changed (nil or false keeps it).
+ * type `tr`. Returns whether the text changed (nil or false keeps it). A
+ * function, or a table's __index, runs Lua code that may spend from the pool
+ * too, so the pool is settled on both sides of it.
  */
 static int add_replacement(lua_State *L, struct lpattern_match *m, luaL_Buffer *b, size_t ms,
-                           size_t me, int tr)
+                           size_t me, int tr, long *granted)
 {
     size_t len;
     const char *repl;
@@ -220,11 +271,15 @@ static int add_replacement(lua_State *L, struct lpattern_match *m, luaL_Buffer *
     case LUA_TFUNCTION:
         lua_pushvalue(L, 3);
         n = push_captures(L, m, ms, me, 1);
+        settle(L, m, granted);
         lua_call(L, n, 1);
+        settle(L, m, granted);
         break;
     case LUA_TTABLE:
         push_capture(L, m, 0, ms, me);
+        settle(L, m, granted);
         lua_gettable(L, 3);
+        settle(L, m, granted);
         break;
     default:
         repl = lua_tolstring(L, 3, &len);
@@ -256,23 +311,25 @@ static int pattern_gsub(lua_State *L)
     lua_Integer n = 0;
     int changed = 0, has_last = 0;
     struct lpattern_match m;
+    long granted;
     luaL_Buffer b;
 
-    luaL_argexpected(L,
-                     tr == LUA_TNUMBER || tr == LUA_TSTRING || tr == LUA_TFUNCTION ||
-                         tr == LUA_TTABLE,
-                     3, "string/function/table");
-    lpattern_init(&m, s, ls, p, lp, LPATTERN_CARET_ANCHORS, budget_for(L, ls));
+    luaL_argexpected(
+        L, tr == LUA_TNUMBER || tr == LUA_TSTRING || tr == LUA_TFUNCTION || tr == LUA_TTABLE, 3,
+        "string/function/table");
+    granted = grant(L, ls);
+    lpattern_init(&m, s, ls, p, lp, LPATTERN_CARET_ANCHORS, granted);
     luaL_buffinit(L, &b);
     while (n < max_n) {
         int r = lpattern_match_at(&m, pos, &end);
 
         if (r < 0) {
+            settle(L, &m, &granted);
             return raise_error(L, &m);
         }
         if (r == 1 && !(has_last && end == last_end)) {
             n++;
-            changed |= add_replacement(L, &m, &b, pos, end, tr);
+            changed |= add_replacement(L, &m, &b, pos, end, tr, &granted);
             pos = last_end = end;
             has_last = 1;
         } else if (pos < ls) {
@@ -284,6 +341,7 @@ static int pattern_gsub(lua_State *L)
             break;
         }
     }
+    settle(L, &m, &granted);
     if (!changed) {
         lua_pushvalue(L, 1);
     } else {
@@ -324,6 +382,8 @@ void lpattern_install(lua_State *L, long step_budget)
     lib = lua_gettop(L);
     cfg = lua_newuserdatauv(L, sizeof(*cfg), 0);
     cfg->base = step_budget;
+    cfg->pool = 0;
+    cfg->pooled = 0;
     lua_rawsetp(L, LUA_REGISTRYINDEX, &config_key);
     set_functions(L, lib);
 
@@ -336,7 +396,8 @@ void lpattern_install(lua_State *L, long step_budget)
     lua_settop(L, top);
 }
 
-void lpattern_set_budget(lua_State *L, long step_budget)
+/* The state's settings; raises if lpattern_install was not called. */
+static struct pattern_config *installed_config(lua_State *L, const char *caller)
 {
     struct pattern_config *cfg;
 
@@ -344,8 +405,20 @@ void lpattern_set_budget(lua_State *L, long step_budget)
     cfg = lua_touserdata(L, -1);
     lua_pop(L, 1);
     if (cfg == NULL) {
-        luaL_error(L, "lpattern_set_budget: lpattern_install was not called");
-        return;
+        luaL_error(L, "%s: lpattern_install was not called", caller);
     }
-    cfg->base = step_budget;
+    return cfg;
+}
+
+void lpattern_set_budget(lua_State *L, long step_budget)
+{
+    installed_config(L, "lpattern_set_budget")->base = step_budget;
+}
+
+void lpattern_set_pool(lua_State *L, long steps)
+{
+    struct pattern_config *cfg = installed_config(L, "lpattern_set_pool");
+
+    cfg->pooled = steps >= 0;
+    cfg->pool = steps >= 0 ? steps : 0;
 }

@@ -17,7 +17,6 @@
 #include <strings.h>
 
 #include "config.h"
-#include "config_schema.h"
 #include "xalloc.h"
 
 #define DEFAULT_POLL_EVERY 10.0
@@ -59,8 +58,8 @@ static int check_known(lua_State *L, int idx, const char *const *names, const ch
             return fail(err, errlen, "%skeys must be strings", where);
         }
         const char *key = lua_tostring(L, -1);
-        if (cfg_find_name(names, key) < 0) {
-            const char *near = cfg_suggest(key, names);
+        if (config_find_name(names, key) < 0) {
+            const char *near = config_suggest(key, names);
             if (near) {
                 snprintf(err, errlen, "%s%s: unknown field (did you mean '%s'?)", where, key, near);
             } else {

@@ -180,12 +180,18 @@ static void on_candidate_ready(struct operator *op, int ok, const char *err, voi
     char msg[OP_REASON_MAX];
 
     e->candidate = NULL;
-    if (!ok) {
+    if (!ok && e->live) {
         snprintf(msg, sizeof msg, "markets() failed: %s", err ? err : "?");
         reject(e, msg, 0);
         op_free(op);
         reload_finished(e, msg);
         return;
+    }
+    if (!ok) {
+        /* Nothing runs yet: this version becomes live and keeps retrying
+         * markets() with backoff, so an exchange that is down at start
+         * comes up by itself. */
+        snprintf(e->result, sizeof e->result, "markets() failed: %s", err ? err : "?");
     }
     if (e->live) {
         if (op_take_state(op, e->live, msg, sizeof msg) != 0) {
@@ -200,7 +206,7 @@ static void on_candidate_ready(struct operator *op, int ok, const char *err, voi
     e->live = op;
     e->rejected = false;
     op_start(op);
-    reload_finished(e, "loaded");
+    reload_finished(e, ok ? "loaded" : e->result);
 }
 
 static void reload_entry(struct entry *e)

@@ -105,7 +105,8 @@ int sandbox_pcall(lua_State *L, int nargs, int nresults, char *err, size_t errle
 
 /*
  * Reads `path` (at most SANDBOX_SOURCE_MAX bytes, text only), compiles it in
- * the sandbox with `chunkname` (NULL: "@" followed by path) and runs it under
+ * the sandbox with `chunkname` (NULL: "@" followed by path; a name without
+ * '@' or '=' is a file name to show, as if prefixed with '@') and runs it under
  * the budget. On success its single return value is left on the stack; on
  * failure nothing is, err holds "file:line: message" (or "file: reason")
  * and the result is negative (SANDBOX_ERR_LOAD for read and syntax errors).

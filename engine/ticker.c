@@ -136,19 +136,23 @@ int ticker_pair_swap(const char *pair, char *out, size_t cap)
 }
 
 /*
- * Parse an optional decimal field. Returns 0 and sets *present, or a reject
- * reason for text that is not a number.
+ * Parse an optional decimal field. Returns TICKER_OK and sets *present, or
+ * bad_number for text that is not a number or not in the form it is served
+ * in: decimal_parse must give it back unchanged, so "1e5" or ".5" that
+ * skipped decimal_parse on the way in never reach a client.
  */
 static enum ticker_reject field_value(const char *text, double *value, int *present)
 {
     char scratch[TICKER_DEC_MAX];
     size_t len = strlen(text);
+    int n;
 
     *present = len > 0;
     if (!*present) {
         return TICKER_OK;
     }
-    if (decimal_parse(text, len, scratch, sizeof(scratch), value) < 0) {
+    n = decimal_parse(text, len, scratch, sizeof(scratch), value);
+    if (n < 0 || (size_t)n != len || memcmp(scratch, text, len) != 0) {
         return TICKER_REJECT_BAD_NUMBER;
     }
     return TICKER_OK;

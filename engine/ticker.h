@@ -70,8 +70,10 @@ const char *ticker_reject_name(enum ticker_reject why);
  * this order: too_long, missing, bad_pair, bad_number, non_positive, crossed.
  * bid and ask must be present and > 0 (equal is allowed, bid > ask is
  * crossed); bid_size, ask_size and volume, if present, >= 0; last, if
- * present, > 0. bid_value and ask_value must equal the parsed bid and ask
- * (bad_number otherwise: it catches an emitter that forgot to set them).
+ * present, > 0. Decimal text must be exactly what decimal_parse writes
+ * (no exponent, no bare point), and bid_value and ask_value must equal the
+ * parsed bid and ask; bad_number otherwise (it catches an emitter that
+ * skipped decimal_parse or forgot the values).
  */
 enum ticker_reject ticker_validate(const struct ticker *t);
 

@@ -57,8 +57,8 @@ static int check_rest(const cJSON *rest, char *err, size_t errlen)
         snprintf(err, errlen, "\"method\" and \"query\" must be strings");
         return -1;
     }
-    if (status && (!cJSON_IsNumber(status) || status->valuedouble < 200 ||
-                   status->valuedouble > 599)) {
+    if (status &&
+        (!cJSON_IsNumber(status) || status->valuedouble < 200 || status->valuedouble > 599)) {
         snprintf(err, errlen, "\"status\" must be a number from 200 to 599");
         return -1;
     }
@@ -94,7 +94,8 @@ static void do_push(struct exchange *ex, struct http_txn *t, const cJSON *body)
                                   st ? (int)st->valuedouble : 200, text, len) != 0) {
             free(text);
             cJSON_Delete(doc);
-            http_respond_error(t, 507, "too many REST overrides; reset first");
+            http_respond_error(t, 507,
+                               "REST override table full (256 entries, 16 MiB); reset first");
             return;
         }
         cJSON_AddNumberToObject(doc, "overrides", (double)ex->n_overrides);
@@ -170,12 +171,9 @@ static void do_stats(struct exchange *ex, struct http_txn *t, const cJSON *body)
 }
 
 static const struct action actions[] = {
-    {"push", ALLOW_POST, do_push},
-    {"stop", ALLOW_POST, do_stop},
-    {"resume", ALLOW_POST, do_resume},
-    {"fault", ALLOW_POST | ALLOW_GET, do_fault},
-    {"reset", ALLOW_POST, do_reset},
-    {"stats", ALLOW_GET | ALLOW_POST, do_stats},
+    {"push", ALLOW_POST, do_push},     {"stop", ALLOW_POST, do_stop},
+    {"resume", ALLOW_POST, do_resume}, {"fault", ALLOW_POST | ALLOW_GET, do_fault},
+    {"reset", ALLOW_POST, do_reset},   {"stats", ALLOW_GET | ALLOW_POST, do_stats},
 };
 
 static void health(struct fakex *ctx, struct http_txn *t)

@@ -83,24 +83,31 @@ int exchange_override_set(struct exchange *ex, const char *method, const char *p
 
         if (strcmp(old->method, method) == 0 && strcmp(old->path, path) == 0 &&
             same_params(&old->query, &o.query)) {
+            if (ex->override_bytes - old->len + len > EXCHANGE_MAX_OVERRIDE_BYTES) {
+                goto fail;
+            }
+            ex->override_bytes = ex->override_bytes - old->len + len;
             override_free(old);
             *old = o;
             return 0;
         }
     }
-    if (ex->n_overrides >= EXCHANGE_MAX_OVERRIDES) {
-        o.body = NULL; /* the caller keeps ownership on failure */
-        override_free(&o);
-        return -1;
+    if (ex->n_overrides >= EXCHANGE_MAX_OVERRIDES ||
+        ex->override_bytes + len > EXCHANGE_MAX_OVERRIDE_BYTES) {
+        goto fail;
     }
     ex->overrides = xrealloc(ex->overrides, (ex->n_overrides + 1) * sizeof(*ex->overrides));
     ex->overrides[ex->n_overrides++] = o;
+    ex->override_bytes += len;
     return 0;
+fail:
+    o.body = NULL; /* the caller keeps ownership on failure */
+    override_free(&o);
+    return -1;
 }
 
 const struct override *exchange_override_find(const struct exchange *ex, const char *method,
-                                              const char *path,
-                                              const struct query_params *request,
+                                              const char *path, const struct query_params *request,
                                               int *specificity)
 {
     const struct override *best = NULL;
@@ -132,6 +139,7 @@ void exchange_reset(struct exchange *ex)
     free(ex->overrides);
     ex->overrides = NULL;
     ex->n_overrides = 0;
+    ex->override_bytes = 0;
     for (size_t i = 0; i < ex->n_paths; i++) {
         free(ex->by_path[i].path);
     }

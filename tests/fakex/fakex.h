@@ -5,9 +5,9 @@
  * fixtures, one `struct exchange` of mutable run-time state per fixture
  * folder (faults, REST overrides, counters, open WebSocket sessions), the
  * libwebsockets context and a scratch buffer for writes. It is created in
- * fakex_main.c and passed explicitly (lws hands it back through the vhost
- * user pointer); there is no other global state apart from what libc's
- * signal delivery needs, which is a file descriptor here (signalfd).
+ * fakex_main.c and passed explicitly (lws hands it back through the
+ * context user pointer). There is no other global state: even signals
+ * arrive as readable data on a signalfd in the same loop.
  *
  * Threads: none. Everything runs on the lws service loop, so no locking.
  */
@@ -54,6 +54,7 @@ struct path_count {
 #define EXCHANGE_MAX_PATHS 256
 /* Overrides per exchange; a test that needs more is doing something else. */
 #define EXCHANGE_MAX_OVERRIDES 256
+#define EXCHANGE_MAX_OVERRIDE_BYTES ((size_t)16 << 20)
 
 struct exchange {
     const struct fixtures_exchange *fx; /* borrowed from fakex.fixtures */
@@ -61,6 +62,7 @@ struct exchange {
     int stopped; /* replay paused by /stop */
     struct override *overrides;
     size_t n_overrides;
+    size_t override_bytes;
     unsigned long requests;
     unsigned long ws_connections;
     unsigned long ws_frames_sent;
@@ -83,6 +85,7 @@ struct fakex {
     int tls;
     int stop;
     int sigfd;
+    int sigfd_adopted; /* lws owns (and closes) the signalfd */
     unsigned long next_session_id;
     char public_base[256]; /* "http://127.0.0.1:PORT" or --public-url */
     unsigned char *wbuf;   /* LWS_PRE + payload scratch for lws_write */
@@ -103,15 +106,15 @@ void exchange_count_request(struct exchange *ex, const char *path);
 
 /*
  * Set (or replace: same method, path and parameters) a REST override. Takes
- * ownership of `body`. Returns 0, or -1 when the table is full.
+ * ownership of `body` on success. Returns 0, or -1 when the table is full
+ * (EXCHANGE_MAX_OVERRIDES entries or EXCHANGE_MAX_OVERRIDE_BYTES of bodies).
  */
 int exchange_override_set(struct exchange *ex, const char *method, const char *path,
                           const char *query, int status, char *body, size_t len);
 
 /* Best override for a request, like fixtures_rest_find. */
 const struct override *exchange_override_find(const struct exchange *ex, const char *method,
-                                              const char *path,
-                                              const struct query_params *request,
+                                              const char *path, const struct query_params *request,
                                               int *specificity);
 
 /* Forget faults, overrides, stop and counters (open sessions stay open). */

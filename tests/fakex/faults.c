@@ -18,9 +18,9 @@ struct fault_row {
     enum fault_kind kind;
     long min;
     long max;
-    long off;         /* value meaning "no fault" */
-    size_t field;     /* offsetof in struct faults */
-    unsigned event;   /* enum faults_event raised when set */
+    long off;       /* value meaning "no fault" */
+    size_t field;   /* offsetof in struct faults */
+    unsigned event; /* enum faults_event raised when set */
 };
 
 #define FIELD(f) offsetof(struct faults, f)

@@ -1,5 +1,6 @@
 /*
- * fixtures: reading manifest.json, the fakex.json sidecar and the data files.
+ * fixtures: reading manifest.json and the data files it names, with the
+ * fakex.json sidecar's settings (parsed in sidecar.c) applied on top.
  *
  * Loading is strict: a manifest entry naming a missing file, a sidecar key
  * this server does not know or a malformed regex stops startup with a
@@ -10,7 +11,7 @@
  */
 #include "fixtures.h"
 
-#include "rewrite.h"
+#include "sidecar.h"
 #include "xalloc.h"
 
 #include <dirent.h>
@@ -22,12 +23,7 @@
 #include <sys/stat.h>
 
 /* Recorded files are small; anything bigger is a mistake, not data. */
-#define FIXTURES_MAX_FILE (64u * 1024u * 1024u)
-
-struct skip_rule {
-    struct submatch_key key;
-    struct strset values;
-};
+#define FIXTURES_MAX_FILE ((size_t)64 << 20)
 
 struct load_state {
     const char *dir;
@@ -35,8 +31,7 @@ struct load_state {
     size_t errlen;
     cJSON *sidecar;
     const cJSON *files; /* sidecar "files" object, may be NULL */
-    struct skip_rule *skips;
-    size_t n_skips;
+    struct sidecar_skips skips;
 };
 
 static int failf(struct load_state *st, const char *fmt, ...)
@@ -66,7 +61,7 @@ static int read_file(const char *path, char **out, size_t *len)
     if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
         goto fail;
     }
-    if ((unsigned long)size > FIXTURES_MAX_FILE) {
+    if ((size_t)size > FIXTURES_MAX_FILE) {
         rc = -EFBIG;
         goto fail;
     }
@@ -156,20 +151,6 @@ static char *url_path_of(const char *url)
     return n ? xstrndup(s, n) : xstrdup("/");
 }
 
-static void scan_hosts_of(struct strset *hosts, const cJSON *v)
-{
-    const cJSON *item;
-
-    if (cJSON_IsString(v)) {
-        rewrite_scan_hosts(hosts, v->valuestring);
-    } else if (cJSON_IsArray(v)) {
-        cJSON_ArrayForEach(item, v)
-        {
-            scan_hosts_of(hosts, item);
-        }
-    }
-}
-
 static int load_rest(struct load_state *st, struct fixtures_exchange *ex, const cJSON *rest)
 {
     const cJSON *item;
@@ -228,23 +209,6 @@ static void split_lines(struct fixtures_ws *w, size_t len)
         }
         start = i + 1;
     }
-}
-
-/* Does a skip rule call this line connection-level (acks, status, welcome)? */
-static int is_skippable(const struct load_state *st, const char *line, size_t len)
-{
-    cJSON *msg = cJSON_ParseWithLength(line, len);
-    int hit = 0;
-
-    for (size_t i = 0; msg && i < st->n_skips && !hit; i++) {
-        struct strset vals = {0};
-
-        submatch_values(&st->skips[i].key, msg, &vals);
-        hit = strset_intersection(&vals, &st->skips[i].values) > 0;
-        strset_free(&vals);
-    }
-    cJSON_Delete(msg);
-    return hit;
 }
 
 static int add_sub(struct load_state *st, struct fixtures_exchange *ex, struct fixtures_ws *w,
@@ -332,19 +296,10 @@ static int apply_file_extras(struct load_state *st, struct fixtures_exchange *ex
     const cJSON *extra = st->files ? cJSON_GetObjectItemCaseSensitive(st->files, w->file) : NULL;
     const cJSON *item, *v;
     int has_loop = 0;
+    char msg[256];
 
-    cJSON_ArrayForEach(item, extra)
-    {
-        static const char *const known[] = {"subscribe", "channels", "loop_from", "start_from",
-                                            "url"};
-        int ok = item->string[0] == '_';
-
-        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]) && !ok; i++) {
-            ok = strcmp(item->string, known[i]) == 0;
-        }
-        if (!ok) {
-            return failf(st, "fakex.json: unknown key \"%s\" for %s", item->string, w->file);
-        }
+    if (sidecar_check_file(extra, w->file, msg, sizeof(msg)) != 0) {
+        return failf(st, "%s", msg);
     }
     v = extra ? cJSON_GetObjectItemCaseSensitive(extra, "subscribe") : NULL;
     cJSON_ArrayForEach(item, v)
@@ -374,8 +329,8 @@ static int apply_file_extras(struct load_state *st, struct fixtures_exchange *ex
     if (!has_loop) {
         w->loop_from = w->start_from;
         while (w->loop_from < w->n_lines &&
-               is_skippable(st, w->data + w->lines[w->loop_from].off,
-                            w->lines[w->loop_from].len)) {
+               sidecar_skippable(&st->skips, w->data + w->lines[w->loop_from].off,
+                                 w->lines[w->loop_from].len)) {
             w->loop_from++;
         }
     }
@@ -426,124 +381,12 @@ static int load_ws(struct load_state *st, struct fixtures_exchange *ex, const cJ
     return 0;
 }
 
-static int parse_key(struct load_state *st, const cJSON *spec, struct submatch_key *key)
-{
-    char msg[256];
-
-    if (submatch_key_parse(key, spec, msg, sizeof(msg)) != 0) {
-        return failf(st, "fakex.json: %s", msg);
-    }
-    return 0;
-}
-
-static int parse_skips(struct load_state *st, const cJSON *skips)
-{
-    const cJSON *item, *v;
-
-    st->skips = xcalloc((size_t)cJSON_GetArraySize(skips) + 1, sizeof(*st->skips));
-    cJSON_ArrayForEach(item, skips)
-    {
-        struct skip_rule *r = &st->skips[st->n_skips];
-
-        if (parse_key(st, item, &r->key) != 0) {
-            return -1;
-        }
-        st->n_skips++;
-        cJSON_ArrayForEach(v, cJSON_GetObjectItemCaseSensitive(item, "values"))
-        {
-            if (cJSON_IsString(v)) {
-                strset_add(&r->values, v->valuestring);
-            }
-        }
-    }
-    return 0;
-}
-
-static int parse_url_rule(struct load_state *st, struct fixtures_exchange *ex, const cJSON *rule)
-{
-    const char *param = string_item(rule, "param");
-    const char *sep = string_item(rule, "separator");
-    const cJSON *re = cJSON_GetObjectItemCaseSensitive(rule, "regex");
-
-    if (!param) {
-        return failf(st, "fakex.json: url_streams needs \"param\"");
-    }
-    ex->url_param = xstrdup(param);
-    ex->url_sep = xstrdup(sep ? sep : "/");
-    if (re) {
-        cJSON *spec = cJSON_CreateObject();
-        int rc;
-
-        cJSON_AddStringToObject(spec, "path", "");
-        cJSON_AddItemReferenceToObject(spec, "regex", (cJSON *)re);
-        rc = parse_key(st, spec, &ex->url_key);
-        cJSON_Delete(spec);
-        return rc;
-    }
-    return 0;
-}
-
-/* Read fakex.json's exchange-wide settings; per-file ones come later. */
-static int load_sidecar(struct load_state *st, struct fixtures_exchange *ex)
-{
-    static const char *const known[] = {"operation", "channel",  "url_streams", "loop_skip",
-                                        "greeting",  "hosts",    "files"};
-    const cJSON *item, *op, *chan;
-
-    if (!st->sidecar) {
-        return 0;
-    }
-    cJSON_ArrayForEach(item, st->sidecar)
-    {
-        int ok = item->string[0] == '_';
-
-        for (size_t i = 0; i < sizeof(known) / sizeof(known[0]) && !ok; i++) {
-            ok = strcmp(item->string, known[i]) == 0;
-        }
-        if (!ok) {
-            return failf(st, "fakex.json: unknown key \"%s\"", item->string);
-        }
-    }
-    op = cJSON_GetObjectItemCaseSensitive(st->sidecar, "operation");
-    chan = cJSON_GetObjectItemCaseSensitive(st->sidecar, "channel");
-    if (!op != !chan) {
-        return failf(st, "fakex.json: give both \"operation\" and \"channel\", or neither");
-    }
-    if (op && (parse_key(st, op, &ex->op_key) != 0 || parse_key(st, chan, &ex->chan_key) != 0)) {
-        return -1;
-    }
-    ex->has_rule = op != NULL;
-    item = cJSON_GetObjectItemCaseSensitive(st->sidecar, "url_streams");
-    if (item && parse_url_rule(st, ex, item) != 0) {
-        return -1;
-    }
-    item = cJSON_GetObjectItemCaseSensitive(st->sidecar, "loop_skip");
-    if (item && parse_skips(st, item) != 0) {
-        return -1;
-    }
-    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(st->sidecar, "greeting"))
-    {
-        if (cJSON_IsString(item)) {
-            ex->greeting = xrealloc(ex->greeting, (ex->n_greeting + 1) * sizeof(char *));
-            ex->greeting[ex->n_greeting++] = xstrdup(item->valuestring);
-        }
-    }
-    scan_hosts_of(&ex->hosts, cJSON_GetObjectItemCaseSensitive(st->sidecar, "hosts"));
-    cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(st->sidecar, "hosts"))
-    {
-        if (cJSON_IsString(item) && !strstr(item->valuestring, "://")) {
-            strset_add(&ex->hosts, item->valuestring);
-        }
-    }
-    st->files = cJSON_GetObjectItemCaseSensitive(st->sidecar, "files");
-    return 0;
-}
-
 int fixtures_load(struct fixtures_exchange *ex, const char *dir, const char *name, char *err,
                   size_t errlen)
 {
     struct load_state st = {.dir = dir, .err = err, .errlen = errlen};
     cJSON *manifest;
+    char msg[256];
     int rc = -1;
 
     memset(ex, 0, sizeof(*ex));
@@ -557,22 +400,20 @@ int fixtures_load(struct fixtures_exchange *ex, const char *dir, const char *nam
     if (!st.sidecar && *err) {
         goto fail;
     }
-    if (load_sidecar(&st, ex) != 0) {
+    if (sidecar_apply(ex, st.sidecar, &st.skips, msg, sizeof(msg)) != 0) {
+        failf(&st, "%s", msg);
         goto fail;
     }
-    scan_hosts_of(&ex->hosts, cJSON_GetObjectItemCaseSensitive(manifest, "rest_base"));
-    scan_hosts_of(&ex->hosts, cJSON_GetObjectItemCaseSensitive(manifest, "ws_url"));
+    st.files = cJSON_GetObjectItemCaseSensitive(st.sidecar, "files");
+    sidecar_scan_hosts(&ex->hosts, cJSON_GetObjectItemCaseSensitive(manifest, "rest_base"));
+    sidecar_scan_hosts(&ex->hosts, cJSON_GetObjectItemCaseSensitive(manifest, "ws_url"));
     if (load_rest(&st, ex, cJSON_GetObjectItemCaseSensitive(manifest, "rest")) != 0 ||
         load_ws(&st, ex, cJSON_GetObjectItemCaseSensitive(manifest, "ws")) != 0) {
         goto fail;
     }
     rc = 0;
 fail:
-    for (size_t i = 0; i < st.n_skips; i++) {
-        submatch_key_free(&st.skips[i].key);
-        strset_free(&st.skips[i].values);
-    }
-    free(st.skips);
+    sidecar_skips_free(&st.skips);
     cJSON_Delete(st.sidecar);
     cJSON_Delete(manifest);
     if (rc != 0) {
@@ -614,6 +455,12 @@ void fixtures_free(struct fixtures_exchange *ex)
     for (size_t i = 0; i < ex->n_greeting; i++) {
         free(ex->greeting[i]);
     }
+    for (size_t i = 0; i < ex->n_replies; i++) {
+        submatch_key_free(&ex->replies[i].when);
+        strset_free(&ex->replies[i].values);
+        free(ex->replies[i].send);
+    }
+    free(ex->replies);
     free(ex->greeting);
     free(ex->rest);
     free(ex->ws);

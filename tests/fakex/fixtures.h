@@ -40,10 +40,10 @@ struct fixtures_line {
 
 struct fixtures_ws {
     char *file;
-    char *url_path;         /* path of the recorded URL, NULL when none */
-    int url_selected;       /* recorded with no subscribe: streams chosen by URL */
+    char *url_path;          /* path of the recorded URL, NULL when none */
+    int url_selected;        /* recorded with no subscribe: streams chosen by URL */
     struct strset url_chans; /* channels the recorded URL selects */
-    cJSON **subs;           /* recorded (+ sidecar) subscribe messages, parsed */
+    cJSON **subs;            /* recorded (+ sidecar) subscribe messages, parsed */
     size_t n_subs;
     struct strset ops;   /* operations those messages carry */
     struct strset chans; /* channels they ask for (or the sidecar's list) */
@@ -52,6 +52,13 @@ struct fixtures_ws {
     size_t n_lines;
     size_t start_from; /* first line sent on a fresh subscription */
     size_t loop_from;  /* where replay restarts when the capture ends */
+};
+
+/* A canned answer to a client message (pings, Binance's SUBSCRIBE ack). */
+struct fixtures_reply {
+    struct submatch_key when; /* the message's value at this key ... */
+    struct strset values;     /* ... is one of these */
+    char *send;               /* template; {{a.b}} = the message's value at a.b, as JSON */
 };
 
 struct fixtures_exchange {
@@ -69,6 +76,8 @@ struct fixtures_exchange {
     struct submatch_key url_key;
     char **greeting; /* frames sent to every new WebSocket connection */
     size_t n_greeting;
+    struct fixtures_reply *replies;
+    size_t n_replies;
 };
 
 /*
@@ -115,6 +124,12 @@ size_t fixtures_ws_for_url(const struct fixtures_exchange *ex, const char *path,
  */
 size_t fixtures_ws_for_message(const struct fixtures_exchange *ex, const char *text, size_t len,
                                size_t *out, size_t cap);
+
+/*
+ * The reply owed to a client's text message: the first sidecar "replies"
+ * rule it satisfies, rendered. NULL when none (or not JSON). Caller frees.
+ */
+char *fixtures_reply_for(const struct fixtures_exchange *ex, const char *text, size_t len);
 
 /* Split a URL stream list ("a@bookTicker/b@bookTicker") into channels. */
 void fixtures_url_channels(const struct fixtures_exchange *ex, const char *value,

@@ -6,7 +6,8 @@
  * a connection either names its streams in the URL (Binance's
  * /stream?streams=...) and gets the captures that cover them at once, or
  * sends subscribe messages that are compared on operation and channel
- * (submatch.h). Sets are tiny, so everything is a linear scan.
+ * (submatch.h); canned replies (pongs, acks) are rendered from sidecar
+ * templates. Sets are tiny, so everything is a linear scan.
  */
 #include "fixtures.h"
 
@@ -36,8 +37,7 @@ void fixtures_rewrite(struct fixtures_exchange *ex, const char *http_base, const
 
 const struct fixtures_rest *fixtures_rest_find(const struct fixtures_exchange *ex,
                                                const char *method, const char *path,
-                                               const struct query_params *request,
-                                               int *specificity)
+                                               const struct query_params *request, int *specificity)
 {
     const struct fixtures_rest *best = NULL;
     int best_n = -1;
@@ -157,4 +157,92 @@ done:
     strset_free(&chans);
     cJSON_Delete(msg);
     return chosen;
+}
+
+/* The node at a plain dotted path ("a.b"), or NULL. */
+static const cJSON *node_at(const cJSON *msg, const char *path, size_t len)
+{
+    const cJSON *v = msg;
+
+    while (v && len > 0) {
+        const char *dot = memchr(path, '.', len);
+        size_t seg = dot ? (size_t)(dot - path) : len;
+        const cJSON *child, *found = NULL, *obj = cJSON_IsObject(v) ? v : NULL;
+
+        cJSON_ArrayForEach(child, obj)
+        {
+            if (child->string && strlen(child->string) == seg &&
+                memcmp(child->string, path, seg) == 0) {
+                found = child;
+                break;
+            }
+        }
+        v = found;
+        path += seg;
+        len -= seg;
+        if (len > 0) {
+            path++;
+            len--;
+        }
+    }
+    return v;
+}
+
+/* Expand {{path}} in `tmpl` with the JSON of msg's value there (null if absent). */
+static char *render(const char *tmpl, const cJSON *msg)
+{
+    size_t cap = strlen(tmpl) + 64, len = 0;
+    char *out = xmalloc(cap);
+
+    while (*tmpl) {
+        const char *open = strstr(tmpl, "{{");
+        const char *close = open ? strstr(open + 2, "}}") : NULL;
+        size_t lit = close ? (size_t)(open - tmpl) : strlen(tmpl);
+        char *val = NULL;
+        size_t vlen = 0;
+
+        if (close) {
+            const cJSON *node = node_at(msg, open + 2, (size_t)(close - open - 2));
+
+            val = node ? cJSON_PrintUnformatted(node) : NULL;
+            vlen = val ? strlen(val) : 4;
+        }
+        if (len + lit + vlen + 1 > cap) {
+            cap = (len + lit + vlen + 1) * 2;
+            out = xrealloc(out, cap);
+        }
+        memcpy(out + len, tmpl, lit);
+        len += lit;
+        if (close) {
+            memcpy(out + len, val ? val : "null", vlen);
+            len += vlen;
+            free(val);
+            tmpl = close + 2;
+        } else {
+            tmpl += lit;
+        }
+    }
+    out[len] = '\0';
+    return out;
+}
+
+char *fixtures_reply_for(const struct fixtures_exchange *ex, const char *text, size_t len)
+{
+    cJSON *msg;
+    char *out = NULL;
+
+    if (ex->n_replies == 0 || !(msg = cJSON_ParseWithLength(text, len))) {
+        return NULL;
+    }
+    for (size_t i = 0; i < ex->n_replies && !out; i++) {
+        struct strset vals = {0};
+
+        submatch_values(&ex->replies[i].when, msg, &vals);
+        if (strset_intersection(&vals, &ex->replies[i].values) > 0) {
+            out = render(ex->replies[i].send, msg);
+        }
+        strset_free(&vals);
+    }
+    cJSON_Delete(msg);
+    return out;
 }

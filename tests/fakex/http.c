@@ -19,7 +19,7 @@
 #include <string.h>
 
 #define GARBAGE_PAGE                                                                               \
-    "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad "                \
+    "<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad "                  \
     "Gateway</h1></center><hr><center>cloudflare</center></body></html>\n"
 
 /* Longest URL argument kept; lws limits headers to less anyway. */
@@ -79,7 +79,7 @@ void http_respond_error(struct http_txn *t, int status, const char *msg)
 
 static const char *method_name(int m)
 {
-    static const char *const names[] = {"GET",   "POST",   "OPTIONS", "PUT", "PATCH",
+    static const char *const names[] = {"GET",    "POST",    "OPTIONS", "PUT", "PATCH",
                                         "DELETE", "CONNECT", "HEAD",    "GET"};
 
     return m >= 0 && m < (int)(sizeof(names) / sizeof(names[0])) ? names[m] : "?";
@@ -129,8 +129,8 @@ static void apply_faults(const struct faults *f, struct http_txn *t)
 
     if (f->status) {
         char body[96];
-        int n = snprintf(body, sizeof(body),
-                         "{\"error\":\"fakex injected fault\",\"status\":%d}", f->status);
+        int n = snprintf(body, sizeof(body), "{\"error\":\"fakex injected fault\",\"status\":%d}",
+                         f->status);
 
         set_owned(t, f->status, "application/json", xstrndup(body, (size_t)n), (size_t)n);
         used += (size_t)snprintf(t->note + used, sizeof(t->note) - used, " [fault status %d]",
@@ -195,8 +195,8 @@ static void log_request(const struct http_txn *t)
     if (t->hangup) {
         fakex_log("%s %s%s%s -> %s", t->method, t->uri, *q ? "?" : "", q, t->note);
     } else {
-        fakex_log("%s %s%s%s -> %d, %zu bytes, %s", t->method, t->uri, *q ? "?" : "", q,
-                  t->status, t->out_len, t->note);
+        fakex_log("%s %s%s%s -> %d, %zu bytes, %s", t->method, t->uri, *q ? "?" : "", q, t->status,
+                  t->out_len, t->note);
     }
     free(q);
 }
@@ -224,8 +224,7 @@ static int dispatch(struct fakex *ctx, struct http_txn *t, struct lws *wsi)
     return 0;
 }
 
-int http_begin(struct fakex *ctx, struct http_txn *t, struct lws *wsi, const char *uri,
-               size_t len)
+int http_begin(struct fakex *ctx, struct http_txn *t, struct lws *wsi, const char *uri, size_t len)
 {
     char *ignored, peer[64] = "", cl[32];
     int m = lws_http_get_uri_and_method(wsi, &ignored, &(int){0});
@@ -250,6 +249,9 @@ int http_begin(struct fakex *ctx, struct http_txn *t, struct lws *wsi, const cha
 
 int http_body(struct http_txn *t, const void *in, size_t len)
 {
+    if (len == 0) {
+        return 0;
+    }
     t->body_seen += len;
     if (t->body_seen > HTTP_MAX_DISCARD) {
         return -1;
@@ -295,8 +297,7 @@ static int write_headers(struct fakex *ctx, struct http_txn *t, struct lws *wsi)
     unsigned char *buf = fakex_wbuf(ctx, 1024);
     unsigned char *start = buf + LWS_PRE, *p = start, *end = start + 1023;
 
-    if (lws_add_http_common_headers(wsi, (unsigned int)t->status, t->ctype, t->out_len, &p,
-                                    end) ||
+    if (lws_add_http_common_headers(wsi, (unsigned int)t->status, t->ctype, t->out_len, &p, end) ||
         lws_finalize_write_http_header(wsi, start, &p, end)) {
         return -1;
     }
@@ -328,8 +329,7 @@ int http_writeable(struct fakex *ctx, struct http_txn *t, struct lws *wsi)
     last = t->sent + n == t->out_len;
     buf = fakex_wbuf(ctx, n);
     memcpy(buf + LWS_PRE, t->out + t->sent, n);
-    if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) <
-        (int)n) {
+    if (lws_write(wsi, buf + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < (int)n) {
         return -1;
     }
     t->sent += n;

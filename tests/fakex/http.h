@@ -23,9 +23,9 @@
 #include <stddef.h>
 
 /* Request bodies above this get 413 (they are read and thrown away). */
-#define HTTP_MAX_BODY (1024u * 1024u)
+#define HTTP_MAX_BODY ((size_t)1 << 20)
 /* A client still sending after this much is disconnected. */
-#define HTTP_MAX_DISCARD (64u * 1024u * 1024u)
+#define HTTP_MAX_DISCARD ((size_t)64 << 20)
 
 struct http_txn {
     char method[8];
@@ -52,8 +52,7 @@ struct http_txn {
 };
 
 /* LWS_CALLBACK_HTTP: a request's headers are in. -1 closes the connection. */
-int http_begin(struct fakex *ctx, struct http_txn *t, struct lws *wsi, const char *uri,
-               size_t len);
+int http_begin(struct fakex *ctx, struct http_txn *t, struct lws *wsi, const char *uri, size_t len);
 
 int http_body(struct http_txn *t, const void *in, size_t len);
 

@@ -97,8 +97,8 @@ static void activate(struct ws_session *s, size_t idx)
     s->streams[s->n_streams].cap = cap;
     s->streams[s->n_streams].next = cap->start_from;
     s->n_streams++;
-    fakex_log("ws #%lu %s: replaying %s (%zu lines, loops from line %zu)", s->id,
-              s->ex->fx->name, cap->file, cap->n_lines, cap->loop_from);
+    fakex_log("ws #%lu %s: replaying %s (%zu lines, loops from line %zu)", s->id, s->ex->fx->name,
+              cap->file, cap->n_lines, cap->loop_from);
 }
 
 int replay_filter(struct fakex *ctx, struct ws_session *s, struct lws *wsi, const char *uri,
@@ -149,15 +149,21 @@ void replay_established(struct ws_session *s, struct lws *wsi)
     lws_callback_on_writable(wsi);
 }
 
+/* A client text message may earn a canned reply, start captures, or neither. */
 static void handle_text(struct ws_session *s, const char *text, size_t len)
 {
     size_t idx[REPLAY_MAX_STREAMS];
     size_t n = fixtures_ws_for_message(s->ex->fx, text, len, idx, REPLAY_MAX_STREAMS);
+    char *reply = fixtures_reply_for(s->ex->fx, text, len);
 
-    if (n == 0) {
+    if (reply) {
+        if (queue_frame(s, reply, strlen(reply), 0) != 0) {
+            fakex_log("ws #%lu %s: queue full, reply dropped", s->id, s->ex->fx->name);
+        }
+        free(reply);
+    } else if (n == 0) {
         fakex_log("ws #%lu %s: client message matches no capture, ignored: %.200s", s->id,
                   s->ex->fx->name, text);
-        return;
     }
     for (size_t i = 0; i < n; i++) {
         activate(s, idx[i]);
@@ -185,7 +191,7 @@ int replay_receive(struct ws_session *s, const void *in, size_t len)
     }
     s->ex->ws_client_messages++;
     if (s->rx_overflow) {
-        fakex_log("ws #%lu %s: client message over %u bytes ignored", s->id, s->ex->fx->name,
+        fakex_log("ws #%lu %s: client message over %zu bytes ignored", s->id, s->ex->fx->name,
                   REPLAY_MAX_RX);
     } else if (lws_frame_is_binary(s->wsi)) {
         fakex_log("ws #%lu %s: binary client message ignored", s->id, s->ex->fx->name);
@@ -270,7 +276,7 @@ static int send_next(struct ws_session *s)
     }
     if (s->garbage_pending == 1) {
         static const char junk[] = {0x00, (char)0xff, (char)0xfe, 0x13, 0x37, (char)0xc3,
-                                    0x28, (char)0x80, 0x7f, 0x01, 0x02, 0x03};
+                                    0x28, (char)0x80, 0x7f,       0x01, 0x02, 0x03};
 
         s->garbage_pending = 0;
         return write_frame(s, junk, sizeof(junk), 1);
@@ -340,9 +346,13 @@ int replay_writeable(struct ws_session *s)
     if (!s->linked) {
         return 0;
     }
+    if (s->closing) {
+        return -1; /* lws may call once more while its close frame goes out */
+    }
     f = &s->ex->faults;
     if (f->refuse) {
-        fakex_log("ws #%lu %s: closed (refuse fault)", s->id, s->ex->fx->name);
+        fakex_log("ws #%lu %s: closing (refuse fault)", s->id, s->ex->fx->name);
+        s->closing = 1;
         return -1;
     }
     if (f->ws_stall) {
@@ -357,7 +367,8 @@ int replay_writeable(struct ws_session *s)
         s->rx_paused = 0;
     }
     if (s->drop_left == 0) {
-        fakex_log("ws #%lu %s: closed (ws_drop_after)", s->id, s->ex->fx->name);
+        fakex_log("ws #%lu %s: closing (ws_drop_after)", s->id, s->ex->fx->name);
+        s->closing = 1;
         lws_close_reason(s->wsi, LWS_CLOSE_STATUS_GOINGAWAY, (unsigned char *)"fakex drop", 10);
         return -1;
     }
@@ -366,6 +377,7 @@ int replay_writeable(struct ws_session *s)
         return -1;
     }
     if (rc > 0) {
+        s->frames++;
         s->ex->ws_frames_sent++;
         if (s->drop_left > 0) {
             s->drop_left--;
@@ -378,7 +390,7 @@ int replay_writeable(struct ws_session *s)
 void replay_closed(struct ws_session *s)
 {
     if (s->linked) {
-        fakex_log("ws #%lu %s: closed", s->id, s->ex->fx->name);
+        fakex_log("ws #%lu %s: closed after %lu frames", s->id, s->ex->fx->name, s->frames);
     }
     unlink_session(s);
     while (s->q_head) {

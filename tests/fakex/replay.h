@@ -27,9 +27,9 @@
 #define REPLAY_MAX_STREAMS 8
 /* Queued frames per connection before pushes are dropped for it. */
 #define REPLAY_MAX_QUEUE 1024
-#define REPLAY_MAX_QUEUE_BYTES (16u * 1024u * 1024u)
+#define REPLAY_MAX_QUEUE_BYTES ((size_t)16 << 20)
 /* A client message larger than this is ignored (and logged). */
-#define REPLAY_MAX_RX (256u * 1024u)
+#define REPLAY_MAX_RX ((size_t)256 << 10)
 
 struct replay_frame {
     struct replay_frame *next;
@@ -62,9 +62,11 @@ struct ws_session {
     char *rx; /* partial client message */
     size_t rx_len;
     int rx_overflow;
-    int rx_paused;       /* reading suspended by ws_stall */
-    long drop_left;      /* frames until a ws_drop_after close; -1 none */
-    int garbage_pending; /* 2: text then binary to send, 1: binary */
+    int rx_paused;        /* reading suspended by ws_stall */
+    int closing;          /* a fault closed it; waiting for lws to finish */
+    unsigned long frames; /* sent on this connection */
+    long drop_left;       /* frames until a ws_drop_after close; -1 none */
+    int garbage_pending;  /* 2: text then binary to send, 1: binary */
     long oversize_pending;
     lws_usec_t next_due; /* when --rate allows the next replay frame */
 };

@@ -94,8 +94,8 @@ struct diff_case {
     size_t p_len;
     int has_init;
     long init;
-    int plain;         /* find: pass true as the 4th argument */
-    const char *repl;  /* gsub: replacement, or NULL */
+    int plain;        /* find: pass true as the 4th argument */
+    const char *repl; /* gsub: replacement, or NULL */
     int has_max;
     long max;
 };
@@ -332,12 +332,12 @@ static void random_items(struct text *t, int depth, unsigned count, int *quantif
 static void random_item(struct text *t, int depth, int *quantified)
 {
     static const char *const singles[] = {
-        "a",  "b",  "x",  "1",  " ",  ".",  "%a", "%d",    "%s",     "%w",   "%l",
-        "%p", "%x", "%A", "%S", "%W", "%(", "%)", "%.",    "%-",     "%%",   "[ab]",
-        "[^a]", "[a-c]", "[%d.]", "[]]", "[^]b]", "[a-]", "[%a%-]", "[(]", "[^%s]", "^", "$",
+        "a",    "b",     "x",     "1",   " ",     ".",    "%a",     "%d",  "%s",    "%w", "%l",
+        "%p",   "%x",    "%A",    "%S",  "%W",    "%(",   "%)",     "%.",  "%-",    "%%", "[ab]",
+        "[^a]", "[a-c]", "[%d.]", "[]]", "[^]b]", "[a-]", "[%a%-]", "[(]", "[^%s]", "^",  "$",
     };
-    static const char *const others[] = {"%b()", "%bab", "%f[a]", "%f[^a]", "%f[%s]",
-                                         "%f[%w]", "%1", "%2", "()"};
+    static const char *const others[] = {"%b()",   "%bab", "%f[a]", "%f[^a]", "%f[%s]",
+                                         "%f[%w]", "%1",   "%2",    "()"};
     static const char *const quants[] = {"*", "+", "-", "?"};
     unsigned r = rnd(100);
 
@@ -368,8 +368,8 @@ static void random_items(struct text *t, int depth, unsigned count, int *quantif
 /* A valid pattern, or one made invalid on purpose at a random byte. */
 static void random_pattern(struct text *t)
 {
-    static const char *const breakers[] = {"%", "[a", "%f", "(", ")", "%b(", "%f[", "[^",
-                                           "%0", "%9", "[%"};
+    static const char *const breakers[] = {"%",   "[a", "%f", "(",  ")", "%b(",
+                                           "%f[", "[^", "%0", "%9", "[%"};
     int quantified = 0;
 
     t->len = 0;
@@ -423,8 +423,8 @@ static void describe_case(char *buf, size_t size, const struct diff_case *c)
 
 static void test_random(lua_State *stock, lua_State *ours, int patterns)
 {
-    static const char *const repls[] = {"<%0>", "%1", "[%2]", "%%", "-", "%1%0", "<table>",
-                                        "<function>", "<function>", "<table>"};
+    static const char *const repls[] = {"<%0>", "%1",      "[%2]",       "%%",         "-",
+                                        "%1%0", "<table>", "<function>", "<function>", "<table>"};
     struct diff_stats st = {0};
     struct text s, p;
     double t0 = now_seconds();
@@ -469,8 +469,7 @@ static void test_random(lua_State *stock, lua_State *ours, int patterns)
     }
     printf("random: %d patterns, %d cases, %d same, %d differ (%d errors in both), "
            "%d budget re-runs, %.2f s\n",
-           patterns, st.cases, st.same, st.differ, st.errors, st.budget_reruns,
-           now_seconds() - t0);
+           patterns, st.cases, st.same, st.differ, st.errors, st.budget_reruns, now_seconds() - t0);
 }
 
 /*
@@ -508,6 +507,10 @@ static void test_bombs(lua_State *ours)
         "return select(2, pcall(string.find, string.rep('(', 200000), '%b()'))",
         "return select(2, pcall(string.find, string.rep('a', 100000), '(a*)%1b'))",
         "return select(2, pcall(string.find, string.rep('a', 100000), '.-b'))",
+        "return select(2, pcall(string.find, string.rep('a', 100000), "
+        "'[' .. string.rep('b', 100000) .. ']'))",
+        "return select(2, pcall(string.find, string.rep('a', 100000), "
+        "'%f[' .. string.rep('b', 100000) .. ']'))",
     };
     size_t i;
 
@@ -543,8 +546,7 @@ static void test_normal_work(lua_State *stock, lua_State *ours)
         "return body:find('\"qty\":\"9', 1, true) or 'none'",
         "return body:find('%d+%.%d+e') or 'none'",
         "local r, n = body:gsub('\"ts\":(%d+)', function(d) return d end); return n",
-        "local n = 0; for k, v in body:gmatch('\"(%w+)\":\"([^\"]*)\"') do n = n + 1 end; "
-        "return n",
+        "local n = 0; for k in body:gmatch('\"(%w+)\":\"[^\"]*\"') do n = n + 1 end return n",
         "return select('#', body:find('%f[%w]%w+$'))",
     };
     size_t i;
@@ -572,8 +574,7 @@ static void test_deep(lua_State *ours)
     } deep[] = {
         {"return select(2, pcall(string.find, string.rep('a', 1000), string.rep('a?', 1000)))",
          "pattern too complex"},
-        {"return select(2, pcall(string.find, 'a', string.rep('(', 100000)))",
-         "too many captures"},
+        {"return select(2, pcall(string.find, 'a', string.rep('(', 100000)))", "too many captures"},
         {"return select(2, pcall(string.find, 'a', string.rep('a-', 100000)))",
          "pattern too complex"},
         {"return select(2, pcall(string.find, string.rep('a', 300), string.rep('(a)', 40)))",
@@ -624,6 +625,46 @@ static void test_set_budget(lua_State *ours)
     lpattern_set_budget(ours, 0);
     r = timed(ours, cubic, &secs);
     CHECK_STR_EQ(r, "nil");
+    free(r);
+}
+
+/*
+ * A loop of calls that each stay under the per-call budget is bounded by the
+ * pool, and so is pattern work inside gsub callbacks.
+ */
+static void test_pool(lua_State *ours)
+{
+    static const char loop[] = "local s, errs = string.rep('a', 40), 0\n"
+                               "for i = 1, 100000 do\n"
+                               "    if not pcall(string.find, s, '(.-)(.-)(.-)%d') then\n"
+                               "        errs = errs + 1\n"
+                               "    end\n"
+                               "end\n"
+                               "return errs";
+    static const char nested[] =
+        "return select(2, pcall(string.gsub, 'aaaa', 'a', function()\n"
+        "    return string.find(string.rep('a', 40), '(.-)(.-)(.-)%d') or 'x'\n"
+        "end))";
+    double secs;
+    char *r;
+
+    r = timed(ours, "return string.find(string.rep('a', 40), '(.-)(.-)(.-)%d') or 'nil'", &secs);
+    CHECK_STR_EQ(r, "nil");
+    printf("pool: one call without a pool %.4f s\n", secs);
+    free(r);
+    lpattern_set_pool(ours, 2000000);
+    r = timed(ours, loop, &secs);
+    printf("pool: 100000 calls with a pool of 2e6 steps: %.3f s, %s failed\n", secs, r);
+    CHECK(atoi(r) > 99000);
+    CHECK(secs < 1.0);
+    free(r);
+    lpattern_set_pool(ours, 50000);
+    r = timed(ours, nested, &secs);
+    CHECK(strstr(r, ":2: pattern too complex (step budget exceeded)") != NULL);
+    free(r);
+    lpattern_set_pool(ours, -1);
+    r = timed(ours, nested, &secs);
+    CHECK_STR_EQ(r, "xxxx");
     free(r);
 }
 
@@ -724,18 +765,29 @@ static void test_c_api(void)
     free(deep);
 }
 
+/*
+ * RX_LPATTERN_PATTERNS and RX_LPATTERN_SEED widen the random run for a soak
+ * (the defaults keep ctest to a few seconds).
+ */
 int main(void)
 {
     lua_State *stock = new_state(0);
     lua_State *ours = new_state(1);
+    const char *patterns = getenv("RX_LPATTERN_PATTERNS");
+    const char *seed = getenv("RX_LPATTERN_SEED");
+
+    if (seed) {
+        rng_state = strtoull(seed, NULL, 0) * 0x9E3779B97F4A7C15ULL | 1;
+    }
 
     test_c_api();
     test_misuse();
     test_corpus(stock, ours);
-    test_random(stock, ours, 4000);
+    test_random(stock, ours, patterns ? atoi(patterns) : 4000);
     test_bombs(ours);
     test_deep(ours);
     test_set_budget(ours);
+    test_pool(ours);
     test_normal_work(stock, ours);
     lua_close(stock);
     lua_close(ours);

@@ -101,6 +101,18 @@ static void test_validate(void)
     strcpy(t.last, "NaN");
     CHECK_INT_EQ(ticker_validate(&t), TICKER_REJECT_BAD_NUMBER);
     t = good();
+    strcpy(t.volume, "1e5");
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_REJECT_BAD_NUMBER);
+    t = good();
+    strcpy(t.bid_size, ".5");
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_REJECT_BAD_NUMBER);
+    t = good();
+    strcpy(t.ask, "64000.2e0");
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_REJECT_BAD_NUMBER);
+    t = good();
+    strcpy(t.last, " 1");
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_REJECT_BAD_NUMBER);
+    t = good();
     t.bid_value = 0;
     CHECK_INT_EQ(ticker_validate(&t), TICKER_REJECT_BAD_NUMBER);
     t = good();

@@ -1,0 +1,3 @@
+-- Forgets "local" on line 2.
+counter = 0
+return {}

@@ -1,0 +1,4 @@
+-- Syntax error on line 3.
+return {
+    name = "syntax" "broken",
+}

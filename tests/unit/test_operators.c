@@ -1,0 +1,485 @@
+/*
+ * Operators end to end in the real sandbox, against a private fake
+ * exchange: the recorded data becomes exactly the expected tickers, hostile
+ * operators fail alone with a clear reason while a healthy one keeps
+ * delivering, exchange faults move the state and recover, the HTTP budget
+ * holds, and hosts outside an operator's own are refused.
+ */
+#include "check.h"
+#include "fakex_proc.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <sys/stat.h>
+
+#include "config.h"
+#include "http_client.h"
+#include "kv.h"
+#include "log.h"
+#include "loop.h"
+#include "operators.h"
+#include "store.h"
+
+struct world {
+    struct fakex_proc fx;
+    char dir[64];
+    char ops[96];
+    struct config *cfg;
+    struct loop *loop;
+    struct store *store;
+    struct kv *kv;
+    struct http_client *http;
+    struct operators *reg;
+};
+
+static double time_factor(void)
+{
+    const char *f = getenv("TEST_TIME_FACTOR");
+    return f && atof(f) > 0 ? atof(f) : 1.0;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        exit(2);
+    }
+    fputs(text, f);
+    fclose(f);
+}
+
+static void copy_operator(struct world *w, const char *name)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "cp %s/operators/%s.lua %s/", getenv("RX_SOURCE_DIR"), name, w->ops);
+    CHECK_INT_EQ(system(cmd), 0);
+}
+
+/* extra_config: Lua table fields for `operators = { ... }`. */
+static void world_start(struct world *w, const char *extra_config)
+{
+    char path[160], text[4096], err[512];
+
+    memset(w, 0, sizeof *w);
+    if (fakex_start(&w->fx, "http", NULL) != 0) {
+        fprintf(stderr, "fake exchange did not start\n");
+        exit(1);
+    }
+    snprintf(w->dir, sizeof w->dir, "/tmp/rx-ops.XXXXXX");
+    if (!mkdtemp(w->dir)) {
+        exit(2);
+    }
+    snprintf(w->ops, sizeof w->ops, "%s/operators", w->dir);
+    mkdir(w->ops, 0700);
+    snprintf(path, sizeof path, "%s/config.lua", w->dir);
+    snprintf(text, sizeof text,
+             "local fx = '%s'\n"
+             "return { operators_dir = '%s', stale_after_ms = 60000, operators = {\n"
+             "  binance = { rest = fx .. '/binance', pairs = {'BTC_USDT'} },\n"
+             "  kraken = { rest = fx .. '/kraken', pairs = {'BTC_USDT'} },\n"
+             "  %s } }\n",
+             w->fx.url, w->ops, extra_config ? extra_config : "");
+    write_file(path, text);
+    if (config_load(path, &w->cfg, err, sizeof err) != 0) {
+        fprintf(stderr, "config: %s\n", err);
+        exit(1);
+    }
+    w->loop = loop_new();
+    w->store = store_new();
+    w->kv = kv_new();
+    w->http = http_client_new(w->loop, NULL);
+}
+
+static void world_run_registry(struct world *w)
+{
+    char lib[128];
+    snprintf(lib, sizeof lib, "%s/lib", w->ops);
+    struct op_env env = {.loop = w->loop, .store = w->store, .http = w->http, .kv = w->kv,
+                         .config = w->cfg, .lib_dir = lib};
+    w->reg = operators_new(&env, w->ops);
+    operators_start(w->reg);
+}
+
+static void world_stop(struct world *w)
+{
+    char cmd[128];
+    operators_free(w->reg);
+    http_client_free(w->http);
+    kv_free(w->kv);
+    CHECK_INT_EQ(loop_free(w->loop), 0);
+    store_free(w->store);
+    config_free(w->cfg);
+    fakex_stop(&w->fx);
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", w->dir);
+    CHECK_INT_EQ(system(cmd), 0);
+}
+
+typedef bool (*cond_fn)(struct world *w, void *arg);
+
+struct waiter {
+    struct world *w;
+    cond_fn fn;
+    void *arg;
+    bool met;
+};
+
+static void on_poll_cond(struct loop_timer *t, void *data)
+{
+    struct waiter *wt = data;
+    if (wt->fn(wt->w, wt->arg)) {
+        wt->met = true;
+        loop_stop(wt->w->loop);
+    }
+}
+
+static void on_deadline(struct loop_timer *t, void *data)
+{
+    loop_stop(data);
+}
+
+/* Runs the loop until fn holds or seconds (scaled) pass. */
+static bool wait_for(struct world *w, cond_fn fn, void *arg, double seconds)
+{
+    struct waiter wt = {w, fn, arg, false};
+    struct loop_timer *tick = loop_timer_new(w->loop, on_poll_cond, &wt);
+    struct loop_timer *deadline = loop_timer_new(w->loop, on_deadline, w->loop);
+    loop_timer_start(tick, 10, 10);
+    loop_timer_start(deadline, (uint64_t)(seconds * time_factor() * 1000), 0);
+    loop_run(w->loop);
+    loop_timer_free(tick);
+    loop_timer_free(deadline);
+    return wt.met || fn(w, arg);
+}
+
+static bool status_of(struct world *w, const char *name, struct op_status *out)
+{
+    struct op_status all[32];
+    size_t n = operators_status_copy(w->reg, all, 32);
+    for (size_t i = 0; i < n && i < 32; i++) {
+        if (strcmp(all[i].name, name) == 0) {
+            *out = all[i];
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool has_ticker(struct world *w, void *arg)
+{
+    const char *const *key = arg;
+    struct ticker t;
+    return store_get(w->store, key[0], key[1], &t) == 0;
+}
+
+struct state_want {
+    const char *name;
+    enum op_state state;
+};
+
+static bool in_state(struct world *w, void *arg)
+{
+    struct state_want *want = arg;
+    struct op_status st;
+    return status_of(w, want->name, &st) && st.state == want->state;
+}
+
+/* Compares each expected line with the stored ticker, field by field. */
+static void check_expected(struct world *w, const char *file)
+{
+    char path[512], line[4096];
+    snprintf(path, sizeof path, "%s/tests/operators/%s", getenv("RX_SOURCE_DIR"), file);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    if (!f) {
+        return;
+    }
+    int lines = 0;
+    while (fgets(line, sizeof line, f)) {
+        cJSON *j = cJSON_Parse(line);
+        if (!j) {
+            continue;
+        }
+        lines++;
+        struct ticker t;
+        const char *ex = cJSON_GetObjectItem(j, "exchange")->valuestring;
+        const char *pair = cJSON_GetObjectItem(j, "pair")->valuestring;
+        CHECK_INT_EQ(store_get(w->store, ex, pair, &t), 0);
+        static const struct {
+            const char *name;
+            size_t off;
+        } fields[] = {
+            {"symbol", offsetof(struct ticker, symbol)},
+            {"bid", offsetof(struct ticker, bid)},
+            {"ask", offsetof(struct ticker, ask)},
+            {"bid_size", offsetof(struct ticker, bid_size)},
+            {"ask_size", offsetof(struct ticker, ask_size)},
+            {"last", offsetof(struct ticker, last)},
+            {"volume", offsetof(struct ticker, volume)},
+        };
+        for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+            cJSON *v = cJSON_GetObjectItem(j, fields[i].name);
+            const char *want = cJSON_IsString(v) ? v->valuestring : "";
+            CHECK_STR_EQ((const char *)&t + fields[i].off, want);
+        }
+        cJSON *ts = cJSON_GetObjectItem(j, "ts");
+        CHECK_INT_EQ(t.ts, cJSON_IsNumber(ts) ? (long long)ts->valuedouble : TICKER_TS_NONE);
+        cJSON_Delete(j);
+    }
+    CHECK(lines > 0);
+    fclose(f);
+}
+
+static void test_recorded_data(void)
+{
+    struct world w;
+    world_start(&w, NULL);
+    copy_operator(&w, "binance");
+    copy_operator(&w, "kraken");
+    world_run_registry(&w);
+    const char *bin[] = {"binance", "BTC_USDT"};
+    const char *kra[] = {"kraken", "BTC_USDT"};
+    CHECK(wait_for(&w, has_ticker, bin, 10));
+    CHECK(wait_for(&w, has_ticker, kra, 10));
+    check_expected(&w, "binance.expected.jsonl");
+    check_expected(&w, "kraken.expected.jsonl");
+
+    struct state_want polling = {"binance", OP_STATE_POLLING};
+    CHECK(wait_for(&w, in_state, &polling, 5));
+    /* Only the allow-listed pair is stored. */
+    struct store_exchange_stats stats;
+    CHECK_INT_EQ(store_exchange_stats(w.store, "kraken", &stats), 0);
+    CHECK_INT_EQ(stats.tickers, 1);
+    polling.name = "kraken";
+    CHECK(wait_for(&w, in_state, &polling, 5));
+    CHECK(operators_ready(w.reg));
+    world_stop(&w);
+}
+
+static void write_operator(struct world *w, const char *name, const char *body)
+{
+    char path[160], text[2048];
+    snprintf(path, sizeof path, "%s/%s.lua", w->ops, name);
+    snprintf(text, sizeof text,
+             "return { name = '%s', spec = 1, poll_every = 0.2,\n"
+             "  poll = function(x)\n%s\n  end }\n",
+             name, body);
+    write_file(path, text);
+}
+
+struct hostile {
+    const char *name;
+    const char *body;
+    const char *reason; /* a part of the reason we expect, or NULL */
+};
+
+static const struct hostile hostiles[] = {
+    {"h_io", "io.open('/etc/passwd')", "io"},
+    {"h_exec", "os.execute('true')", "execute"},
+    {"h_getenv", "return os.getenv('HOME') .. 1", "getenv"},
+    {"h_require", "require 'socket'", "not found"},
+    {"h_binary", "assert(load('\\27Lua\\84\\0'))", NULL},
+    {"h_debug", "debug.getinfo(1)", "debug"},
+    {"h_dump", "string.dump(function() end)", "dump"},
+    {"h_meta", "getmetatable('').__index = { upper = function() end }", NULL},
+    {"h_loop", "while true do end", "budget"},
+    {"h_pcall", "while true do pcall(function() while true do end end) end", "budget"},
+    {"h_rep", "local s = string.rep('x', 1e9)", "too large"},
+    {"h_pattern", "string.find(string.rep('a', 400), '.-.-.-b')", "pattern too complex"},
+    {"h_global", "leaked = 1", "global"},
+};
+
+static bool hostiles_failed(struct world *w, void *arg)
+{
+    for (size_t i = 0; i < sizeof hostiles / sizeof hostiles[0]; i++) {
+        struct op_status st;
+        if (!status_of(w, hostiles[i].name, &st) || st.state != OP_STATE_ERROR) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool steady_advanced(struct world *w, void *arg)
+{
+    struct ticker t;
+    uint64_t *since = arg;
+    return store_get(w->store, "steady", "AAA_BBB", &t) == 0 && t.v >= *since + 3;
+}
+
+/* Each hostile operator fails alone, with its reason, while a healthy one
+ * keeps delivering fresh data (asserted on its data, not on liveness). */
+static void test_sandbox_isolation(void)
+{
+    struct world w;
+    world_start(&w, NULL);
+    write_operator(&w, "steady",
+                   "x.state.n = (x.state.n or 0) + 1\n"
+                   "assert(x.emit{base = 'aaa', quote = 'bbb', bid = 100 + x.state.n, "
+                   "ask = 1000})");
+    for (size_t i = 0; i < sizeof hostiles / sizeof hostiles[0]; i++) {
+        write_operator(&w, hostiles[i].name, hostiles[i].body);
+    }
+    world_run_registry(&w);
+    CHECK(wait_for(&w, hostiles_failed, NULL, 20));
+    for (size_t i = 0; i < sizeof hostiles / sizeof hostiles[0]; i++) {
+        struct op_status st;
+        CHECK(status_of(&w, hostiles[i].name, &st));
+        CHECK_INT_EQ(st.state, OP_STATE_ERROR);
+        if (hostiles[i].reason && !strstr(st.reason, hostiles[i].reason)) {
+            CHECK_STR_EQ(st.reason, hostiles[i].reason);
+        }
+        CHECK(st.reason[0] != '\0');
+    }
+    struct ticker t;
+    CHECK_INT_EQ(store_get(w.store, "steady", "AAA_BBB", &t), 0);
+    uint64_t since = t.v;
+    CHECK(wait_for(&w, steady_advanced, &since, 10));
+    struct op_status st;
+    CHECK(status_of(&w, "steady", &st));
+    CHECK_INT_EQ(st.state, OP_STATE_POLLING);
+    world_stop(&w);
+}
+
+/* A blocking HTTP call for the test itself (control API of the fake
+ * exchange), run on the world's loop. */
+struct fetch {
+    struct world *w;
+    long status;
+    char body[2048];
+};
+
+static void on_fetched(const struct http_response *resp, void *data)
+{
+    struct fetch *f = data;
+    f->status = resp->status;
+    snprintf(f->body, sizeof f->body, "%s", resp->body);
+    loop_stop(f->w->loop);
+}
+
+static long control(struct world *w, const char *method, const char *path, const char *body,
+                    char *out, size_t cap)
+{
+    char url[256];
+    struct fetch f = {.w = w};
+    snprintf(url, sizeof url, "%s%s", w->fx.url, path);
+    struct http_request req = {.method = method, .url = url, .body = body,
+                               .body_len = body ? strlen(body) : 0};
+    http_client_start(w->http, &req, on_fetched, &f);
+    loop_run(w->loop);
+    if (out) {
+        snprintf(out, cap, "%s", f.body);
+    }
+    return f.status;
+}
+
+static long requests_of(struct world *w, const char *exchange)
+{
+    char path[128], body[2048];
+    snprintf(path, sizeof path, "/_fakex/%s/stats", exchange);
+    control(w, "GET", path, NULL, body, sizeof body);
+    cJSON *j = cJSON_Parse(body);
+    long n = j && cJSON_IsNumber(cJSON_GetObjectItem(j, "requests"))
+                 ? (long)cJSON_GetObjectItem(j, "requests")->valuedouble
+                 : -1;
+    cJSON_Delete(j);
+    return n;
+}
+
+static bool errors_at_least(struct world *w, void *arg)
+{
+    struct op_status st;
+    return status_of(w, "binance", &st) && st.errors >= *(uint64_t *)arg;
+}
+
+/* Exchange faults: the state and reason follow, retries back off, and the
+ * operator recovers when the exchange does. */
+static void test_faults(void)
+{
+    static const struct {
+        const char *fault;
+        const char *reason;
+    } faults[] = {
+        {"{\"status\":500}", "500"},
+        {"{\"garbage\":true}", "JSON"},
+        {"{\"truncate\":40}", "JSON"},
+        {"{\"delay_ms\":30000}", NULL},
+        {"{\"refuse\":true}", NULL},
+    };
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
+        struct world w;
+        world_start(&w, "");
+        copy_operator(&w, "binance");
+        CHECK_INT_EQ(control(&w, "POST", "/_fakex/binance/fault", faults[i].fault, NULL, 0), 200);
+        world_run_registry(&w);
+        struct state_want err = {"binance", OP_STATE_ERROR};
+        CHECK(wait_for(&w, in_state, &err, 20));
+        struct op_status st;
+        CHECK(status_of(&w, "binance", &st));
+        if (faults[i].reason && !strstr(st.reason, faults[i].reason)) {
+            CHECK_STR_EQ(st.reason, faults[i].reason);
+        }
+        if (i == 0) {
+            /* Backoff: markets() retries wait 2 s, then 4 s; without it a
+             * failing operator would retry hundreds of times. */
+            uint64_t two = 2;
+            CHECK(wait_for(&w, errors_at_least, &two, 5));
+            long before = requests_of(&w, "binance");
+            uint64_t never = 1000;
+            wait_for(&w, errors_at_least, &never, 3);
+            CHECK(requests_of(&w, "binance") - before <= 2);
+        }
+        CHECK_INT_EQ(control(&w, "POST", "/_fakex/binance/reset", "{}", NULL, 0), 200);
+        /* Recovered: data flows again (the state reads degraded for a
+         * minute after the last error, then polling). */
+        const char *key[] = {"binance", "BTC_USDT"};
+        CHECK(wait_for(&w, has_ticker, key, 40));
+        struct op_status after;
+        CHECK(status_of(&w, "binance", &after));
+        world_stop(&w);
+    }
+}
+
+/* An operator looping on x.http is held to its budget, and a host outside
+ * its own is refused. */
+static void test_budget_and_hosts(void)
+{
+    struct world w;
+    char extra[512];
+    snprintf(extra, sizeof extra,
+             "greedy = { rest = fx .. '/binance', budget = { requests = 3, per = 60 } },\n"
+             "nosy = { rest = fx .. '/binance' },");
+    world_start(&w, extra);
+    write_operator(&w, "greedy",
+                   "for i = 1, 10 do x.http.get(x.op.rest .. '/api/v3/ticker/price', "
+                   "{query = {symbol = 'BTCUSDT'}}) end");
+    write_operator(&w, "nosy",
+                   "local s, err = x.http.get('http://127.0.0.2:9/latest/meta-data')\n"
+                   "error(err)");
+    world_run_registry(&w);
+    struct state_want err = {"nosy", OP_STATE_ERROR};
+    CHECK(wait_for(&w, in_state, &err, 10));
+    struct op_status st;
+    CHECK(status_of(&w, "nosy", &st));
+    if (!strstr(st.reason, "refused")) {
+        CHECK_STR_EQ(st.reason, "refused");
+    }
+
+    uint64_t never = 1000;
+    wait_for(&w, errors_at_least, &never, 2);
+    CHECK_INT_EQ(requests_of(&w, "binance"), 3);
+    CHECK(status_of(&w, "greedy", &st));
+    CHECK(st.budget_waits >= 1);
+    CHECK_INT_EQ(st.http_requests, 3);
+    world_stop(&w);
+}
+
+int main(void)
+{
+    log_setup(LOG_ERROR, false);
+    test_recorded_data();
+    test_sandbox_isolation();
+    test_faults();
+    test_budget_and_hosts();
+    return CHECK_DONE();
+}
