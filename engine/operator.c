@@ -35,6 +35,7 @@
 #define DEGRADED_WINDOW_MS 60000
 #define STATE_MAX_BYTES (1u << 20)
 #define STATE_MAX_DEPTH 32
+#define MAX_MARKETS 100000
 
 static const char *const state_names[] = {
     "starting", "streaming", "polling", "degraded", "error", "disabled", "standby",
@@ -75,6 +76,13 @@ void op_record_data(struct operator *op)
 const char *op_name(const struct operator *op)
 {
     return op->spec.name;
+}
+
+const struct op_market *op_markets(const struct operator *op, size_t *n, uint64_t *gen)
+{
+    *n = op->n_markets;
+    *gen = op->markets_gen;
+    return op->markets;
 }
 
 const char *op_file(const struct operator *op)
@@ -165,6 +173,7 @@ void op_free(struct operator *op)
         sandbox_free(op->L);
     }
     op_spec_free(&op->spec);
+    free(op->markets);
     free(op->file);
     free(op);
 }
@@ -200,6 +209,12 @@ static int take_markets(struct operator *op, lua_State *co)
     lua_newtable(L);
     int map = lua_gettop(L);
     lua_Integer n = luaL_len(L, list);
+    if (n < 0 || n > MAX_MARKETS) {
+        lua_pop(L, 2);
+        return -1;
+    }
+    free(op->markets);
+    op->markets = xcalloc((size_t)n + 1, sizeof *op->markets);
     for (lua_Integer i = 1; i <= n; i++) {
         char pair[TICKER_PAIR_MAX];
         lua_geti(L, list, i);
@@ -212,12 +227,17 @@ static int take_markets(struct operator *op, lua_State *co)
                                 sizeof pair) == 0) {
             lua_pushstring(L, pair);
             lua_setfield(L, map, symbol);
-            usable++;
+            struct op_market *m = &op->markets[usable++];
+            snprintf(m->exchange, sizeof m->exchange, "%s", op->spec.name);
+            snprintf(m->symbol, sizeof m->symbol, "%s", symbol);
+            snprintf(m->pair, sizeof m->pair, "%s", pair);
         } else {
             skipped++;
         }
         lua_pop(L, 4);
     }
+    op->n_markets = (size_t)usable;
+    op->markets_gen++;
     luaL_unref(L, LUA_REGISTRYINDEX, op->symbols_ref);
     op->symbols_ref = luaL_ref(L, LUA_REGISTRYINDEX);
     luaL_unref(L, LUA_REGISTRYINDEX, op->markets_ref);

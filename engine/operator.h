@@ -63,6 +63,17 @@ struct op_unmapped {
     uint64_t count;
 };
 
+/* One entry of markets(), as /v1/markets shows it. */
+struct op_market {
+    char exchange[TICKER_EXCHANGE_MAX];
+    char symbol[TICKER_SYMBOL_MAX];
+    char pair[TICKER_PAIR_MAX];
+};
+
+/* The markets of the running version and a counter that changes whenever
+ * they do (loop thread). */
+const struct op_market *op_markets(const struct operator *op, size_t *n, uint64_t *gen);
+
 /* What the API shows about an operator: a plain copy, safe to hand to other
  * threads. */
 struct op_status {

@@ -65,6 +65,9 @@ struct operator {
     int markets_ref; /* the list markets() returned */
     struct op_spec spec;
     struct op_facts facts;
+    struct op_market *markets; /* what markets() returned, mapped */
+    size_t n_markets;
+    uint64_t markets_gen;
 
     /* Which source an emit is attributed to while a callback runs. */
     enum ticker_source emit_source;

@@ -39,6 +39,8 @@ struct entry {
     int error_line;
     int64_t error_at;
     bool reloading; /* part of an operators_reload_all round */
+    const struct operator *markets_of; /* whose markets were last published */
+    uint64_t markets_gen;
     char result[OP_REASON_MAX];
 };
 
@@ -50,9 +52,11 @@ struct operators {
     struct loop_watch *watch;
     struct loop_timer *publish;
 
-    pthread_mutex_t lock; /* guards the published copy below */
+    pthread_mutex_t lock; /* guards the published copies below */
     struct op_status *published;
     size_t n_published;
+    struct op_market *markets;
+    size_t n_markets;
 
     operators_reload_fn reload_done;
     void *reload_data;
@@ -285,6 +289,7 @@ void operators_free(struct operators *reg)
         entry_free(reg->entries[i]);
     }
     free(reg->published);
+    free(reg->markets);
     pthread_mutex_destroy(&reg->lock);
     free(reg->dir);
     free(reg);
@@ -384,8 +389,68 @@ static void entry_status(const struct entry *e, int64_t now, struct op_status *s
     }
 }
 
+/* Markets change only when a markets() succeeds, so they are republished
+ * only then, not every tick. */
+static void publish_markets(struct operators *reg)
+{
+    bool changed = false;
+    size_t total = 0;
+
+    for (size_t i = 0; i < reg->n; i++) {
+        struct entry *e = reg->entries[i];
+        size_t n = 0;
+        uint64_t gen = 0;
+        if (e->live) {
+            op_markets(e->live, &n, &gen);
+        }
+        if (e->markets_of != e->live || e->markets_gen != gen) {
+            changed = true;
+        }
+        total += n;
+    }
+    if (!changed && total == reg->n_markets) {
+        return;
+    }
+    struct op_market *fresh = xcalloc(total + 1, sizeof *fresh);
+    size_t o = 0;
+    for (size_t i = 0; i < reg->n; i++) {
+        struct entry *e = reg->entries[i];
+        size_t n = 0;
+        uint64_t gen = 0;
+        if (e->live) {
+            const struct op_market *m = op_markets(e->live, &n, &gen);
+            memcpy(fresh + o, m, n * sizeof *m);
+            o += n;
+        }
+        e->markets_of = e->live;
+        e->markets_gen = gen;
+    }
+    pthread_mutex_lock(&reg->lock);
+    struct op_market *old = reg->markets;
+    reg->markets = fresh;
+    reg->n_markets = o;
+    pthread_mutex_unlock(&reg->lock);
+    free(old);
+}
+
+size_t operators_markets_copy(struct operators *reg, const char *exchange,
+                              struct op_market **out)
+{
+    pthread_mutex_lock(&reg->lock);
+    *out = xcalloc(reg->n_markets + 1, sizeof **out);
+    size_t n = 0;
+    for (size_t i = 0; i < reg->n_markets; i++) {
+        if (!exchange || strcmp(reg->markets[i].exchange, exchange) == 0) {
+            (*out)[n++] = reg->markets[i];
+        }
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return n;
+}
+
 static void publish(struct operators *reg)
 {
+    publish_markets(reg);
     int64_t now = loop_wall_ms();
     struct op_status *fresh = xcalloc(reg->n ? reg->n : 1, sizeof *fresh);
     for (size_t i = 0; i < reg->n; i++) {

@@ -39,6 +39,11 @@ void operators_reload_all(struct operators *reg, operators_reload_fn done, void 
 /* Any thread: copies up to cap statuses; returns how many there are. */
 size_t operators_status_copy(struct operators *reg, struct op_status *out, size_t cap);
 
+/* Any thread: a malloc'd copy of the markets markets() returned, for one
+ * exchange or all (exchange NULL); the caller frees *out. Returns the count. */
+size_t operators_markets_copy(struct operators *reg, const char *exchange,
+                              struct op_market **out);
+
 /* Any thread: every enabled operator has produced data or reported an
  * error (DESIGN 4.1 /readyz). */
 bool operators_ready(struct operators *reg);

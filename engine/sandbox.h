@@ -6,8 +6,9 @@
  * loadfile or binary chunks; string, table, math, utf8, a wrapped coroutine,
  * os.time/clock/date; a require that only reaches the operators' lib
  * directory), with a locked global table, a per-state memory cap enforced by
- * the allocator and a per-run instruction budget enforced by a count hook
- * that an operator's pcall cannot swallow. sandbox.c explains the design.
+ * the allocator and a per-run instruction budget (with a wall-clock
+ * backstop) enforced by a count hook that an operator's pcall cannot
+ * swallow. sandbox.c explains the design.
  *
  * Threads: only the engine loop thread may call these functions, and only
  * with states made by sandbox_new() (or threads of them).
@@ -32,6 +33,7 @@
 /* Defaults of struct sandbox_limits. */
 #define SANDBOX_DEFAULT_MEMORY (64u << 20)        /* bytes of Lua heap per state */
 #define SANDBOX_DEFAULT_INSTRUCTIONS 50000000L    /* VM instructions per run */
+#define SANDBOX_DEFAULT_TIME_MS 2000L             /* wall-clock milliseconds per run */
 #define SANDBOX_DEFAULT_PATTERN_STEPS 1000000L    /* = LPATTERN_DEFAULT_BUDGET */
 #define SANDBOX_DEFAULT_REP_MAX (16u << 20)       /* bytes of one string.rep result */
 #define SANDBOX_SOURCE_MAX (1u << 20)             /* bytes of one source file */
@@ -39,6 +41,7 @@
 struct sandbox_limits {
     size_t memory_bytes;   /* cap on the Lua heap; beyond it Lua raises "not enough memory" */
     long instructions;     /* budget of one run (sandbox_pcall, one sandbox_resume) */
+    long time_ms;          /* wall-clock backstop of one run, checked by the count hook */
     long pattern_steps;    /* base step budget of string.find/match/gmatch/gsub */
     size_t rep_max_bytes;  /* largest string.rep result */
     const char *lib_dir;   /* where require looks (copied); NULL: require finds nothing */
@@ -50,7 +53,7 @@ enum sandbox_status {
     SANDBOX_YIELDED = 1,         /* sandbox_resume: the engine sentinel was yielded */
     SANDBOX_ERR_RUNTIME = -1,    /* a Lua error (including misuse of the API) */
     SANDBOX_ERR_MEMORY = -2,     /* the memory cap was hit */
-    SANDBOX_ERR_BUDGET = -3,     /* the instruction budget ran out */
+    SANDBOX_ERR_BUDGET = -3,     /* the instruction (or wall-clock) budget ran out */
     SANDBOX_ERR_LOAD = -4,       /* the file could not be read, or did not compile */
 };
 

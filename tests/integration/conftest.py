@@ -1,5 +1,10 @@
 """Shared fixtures: the real binary, started with a generated config against
-the fake exchange that scripts/test started (FAKEX_URL)."""
+the fake exchange that scripts/test started (FAKEX_URL).
+
+`service` starts explorer on a free port with the replay operators and
+tokens; `make_service(**overrides)` starts one with extra top-level config
+fields (Lua source text per key), for tests that need other settings.
+"""
 import os
 import subprocess
 import time
@@ -7,8 +12,11 @@ import time
 import pytest
 
 BUILD = os.environ.get("RX_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build-asan"))
-SOURCE = os.environ.get("RX_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "../.."))
+SOURCE = os.path.abspath(os.environ.get("RX_SOURCE_DIR",
+                                        os.path.join(os.path.dirname(__file__), "../..")))
 FACTOR = float(os.environ.get("TEST_TIME_FACTOR", "1"))
+TOKEN = "test-token-0123456789"
+ADMIN_TOKEN = "admin-token-0123456789"
 
 
 def wait_until(predicate, seconds, what):
@@ -36,27 +44,94 @@ def fakex_url():
     return url
 
 
+def fakex_control(fakex_url, exchange, action, body=None):
+    """POST (or GET for stats) to the fake exchange's control API."""
+    import json
+    import urllib.request
+    url = f"{fakex_url}/_fakex/{exchange}/{action}"
+    data = None if body is None else json.dumps(body).encode()
+    method = "GET" if action == "stats" else "POST"
+    req = urllib.request.Request(url, data=data if method == "POST" else None, method=method)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read() or b"{}")
+
+
 class Service:
-    def __init__(self, proc, log_path):
+    def __init__(self, proc, log_path, port_file):
         self.proc = proc
         self.log_path = log_path
+        self.port_file = port_file
+        self.token = TOKEN
+        self.admin_token = ADMIN_TOKEN
+        self.port = None
 
     def log(self):
         with open(self.log_path, encoding="utf-8", errors="replace") as f:
             return f.read()
 
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def auth(self, token=None):
+        return {"Authorization": f"Bearer {token or self.token}"}
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            return self.proc.wait(timeout=60 * FACTOR)
+        return self.proc.returncode
+
+
+def _config_text(fakex_url, tmp_path, overrides):
+    fields = {
+        "listen": '"127.0.0.1:0"',
+        "port_file": f'"{tmp_path}/port"',
+        "tokens": f'{{ "{TOKEN}" }}',
+        "admin_tokens": f'{{ "{ADMIN_TOKEN}" }}',
+        "operators_dir": f'"{SOURCE}/operators"',
+        "log_level": '"debug"',
+    }
+    fields.update(overrides)
+    ops = "\n".join(
+        f'    {name} = {{ rest = fx .. "/{name}", ws = fxws .. "/{name}", pairs = {{ "BTC_USDT" }} }},'
+        for name in ("binance", "kraken", "coinbase"))
+    if "operators" not in fields:
+        fields["operators"] = "{\n" + ops + "\n  }"
+    body = ",\n".join(f"  {k} = {v}" for k, v in fields.items())
+    return (f'local fx = "{fakex_url}"\nlocal fxws = "ws" .. string.sub(fx, 5)\n'
+            f"return {{\n{body}\n}}\n")
+
 
 @pytest.fixture
-def service(tmp_path, explorer_bin, fakex_url):
-    """explorer with config/replay.lua and a private copy of operators/."""
-    log_path = tmp_path / "explorer.log"
-    env = dict(os.environ, FAKEX_URL=fakex_url, LISTEN="127.0.0.1:0",
-               PORT_FILE=str(tmp_path / "port"))
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([explorer_bin, "--config", os.path.join(SOURCE, "config/replay.lua")],
-                                cwd=SOURCE, env=env, stdout=log, stderr=subprocess.STDOUT)
-    svc = Service(proc, log_path)
-    yield svc
-    if proc.poll() is None:
-        proc.terminate()
-        proc.wait(timeout=30 * FACTOR)
+def make_service(tmp_path, explorer_bin, fakex_url):
+    started = []
+
+    def start(wait_port=True, **overrides):
+        n = len(started)
+        work = tmp_path / f"svc{n}"
+        work.mkdir()
+        cfg = work / "explorer.lua"
+        cfg.write_text(_config_text(fakex_url, work, overrides))
+        log_path = work / "explorer.log"
+        env = {k: v for k, v in os.environ.items() if k not in ("API_AUTHENTICATION_TOKEN", "PORT")}
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen([explorer_bin, "--config", str(cfg)], cwd=SOURCE, env=env,
+                                    stdout=log, stderr=subprocess.STDOUT)
+        svc = Service(proc, log_path, work / "port")
+        started.append(svc)
+        if wait_port:
+            wait_until(lambda: svc.port_file.exists() and svc.port_file.read_text().strip()
+                       or proc.poll() is not None, 20, "the port file")
+            assert proc.poll() is None, svc.log()
+            svc.port = int(svc.port_file.read_text())
+        return svc
+
+    yield start
+    for svc in started:
+        svc.stop()
+
+
+@pytest.fixture
+def service(make_service):
+    return make_service()

@@ -29,7 +29,8 @@ def test_bad_config_fails_with_key(explorer_bin, tmp_path):
     assert "stale_after_mss" in out.stderr and "did you mean" in out.stderr
 
 
-def test_service_polls_and_stops_cleanly(service):
+def test_service_polls_and_stops_cleanly(make_service):
+    service = make_service(wait_port=False)
     wait_until(lambda: "binance: loaded" in service.log() and "kraken: loaded" in service.log(),
                20, "both operators to load")
     assert "open-file limit" in service.log()

@@ -49,7 +49,7 @@ static const char *status_name(int rc)
     }
 }
 
-static lua_State *make(long instructions, size_t memory)
+static lua_State *make_timed(long instructions, size_t memory, long time_ms)
 {
     struct sandbox_limits limits;
     char err[256];
@@ -58,6 +58,7 @@ static lua_State *make(long instructions, size_t memory)
     sandbox_limits_default(&limits);
     limits.instructions = instructions;
     limits.memory_bytes = memory;
+    limits.time_ms = time_ms;
     limits.lib_dir = lib_dir;
     L = sandbox_new(&limits, err, sizeof err);
     if (!L) {
@@ -65,6 +66,11 @@ static lua_State *make(long instructions, size_t memory)
         exit(2);
     }
     return L;
+}
+
+static lua_State *make(long instructions, size_t memory)
+{
+    return make_timed(instructions, memory, 0);
 }
 
 /* Loads and runs a chunk, leaving its one result on the stack. */
@@ -503,6 +509,113 @@ static void test_budget(void)
     sandbox_free(L);
 }
 
+/* Calls the function the chunk returned (kept at index 1) with `arg`. */
+static int call_kept(lua_State *L, const char *arg, char *out, size_t outlen)
+{
+    int rc;
+
+    lua_pushvalue(L, 1);
+    lua_pushstring(L, arg);
+    rc = sandbox_pcall(L, 1, 1, out, outlen);
+    if (rc == SANDBOX_OK) {
+        snprintf(out, outlen, "%s", lua_tostring(L, -1) ? lua_tostring(L, -1) : "(not a string)");
+        lua_pop(L, 1);
+    }
+    return rc;
+}
+
+static void test_hooks_off(void)
+{
+    lua_State *L = make(5000000, 0);
+    char out[1024];
+    double t0;
+    int rc;
+
+    printf("-- code Lua runs with hooks off after a kill\n");
+    expect_fail(L, "xpcall handler after a kill is skipped",
+                "xpcall(function() while true do end end, function(e) while true do end end)",
+                SANDBOX_ERR_BUDGET, "instruction budget exceeded");
+    expect_str(L, "xpcall: results, handler, arguments",
+               "local a, b = xpcall(function(x, y) return x + y end, error, 2, 3)\n"
+               "local c, d = xpcall(error, function(e) return 'handled ' .. e end, 'oops', 0)\n"
+               "return tostring(a) .. b .. ' ' .. tostring(c) .. ' ' .. d",
+               "true5 false handled oops");
+    expect_fail(L, "coroutine killed holding a looping __close",
+                "local co = coroutine.create(function()\n"
+                "  local guard <close> = setmetatable({}, {__close = function()\n"
+                "    while true do end\n"
+                "  end})\n"
+                "  while true do end\n"
+                "end)\n"
+                "coroutine.resume(co)\n"
+                "coroutine.close(co)\n"
+                "while true do end",
+                SANDBOX_ERR_BUDGET, "instruction budget exceeded");
+    expect_usable(L);
+
+    /* The same coroutine closed in a later run: a dead coroutine is not closed. */
+    rc = load_chunk(L,
+                    "local co\n"
+                    "return function(step)\n"
+                    "  if step == 'kill' then\n"
+                    "    co = coroutine.create(function()\n"
+                    "      local guard <close> = setmetatable({}, {__close = function()\n"
+                    "        while true do end\n"
+                    "      end})\n"
+                    "      while true do end\n"
+                    "    end)\n"
+                    "    local ok = coroutine.resume(co)\n"
+                    "    return tostring(ok)\n"
+                    "  end\n"
+                    "  return tostring(coroutine.close(co)) .. ' ' .. coroutine.status(co)\n"
+                    "end",
+                    "=later", out, sizeof out);
+    CHECK_INT_EQ(rc, SANDBOX_OK);
+    rc = call_kept(L, "kill", out, sizeof out);
+    printf("%-4s %-44s %s: %.*s\n", rc == SANDBOX_ERR_BUDGET ? "ok" : "FAIL",
+           "a run whose coroutine was killed", status_name(rc), (int)strcspn(out, "\n"), out);
+    CHECK_INT_EQ(rc, SANDBOX_ERR_BUDGET);
+    t0 = now_s();
+    rc = call_kept(L, "close", out, sizeof out);
+    printf("%-4s %-44s %s %.3fs -> %s\n", rc == SANDBOX_OK ? "ok" : "FAIL",
+           "closing it in the next run", status_name(rc), now_s() - t0, out);
+    CHECK_INT_EQ(rc, SANDBOX_OK);
+    CHECK_STR_EQ(out, "true dead");
+    lua_settop(L, 0);
+    expect_usable(L);
+    sandbox_free(L);
+}
+
+static void test_c_work(void)
+{
+    lua_State *L = make_timed(2000000000L, 32u << 20, 300);
+    double t0;
+
+    printf("-- C work the count cannot see (2G instructions, 300 ms, 32 MiB)\n");
+    t0 = now_s();
+    expect_fail(L, "comparing two big strings in a loop",
+                "local a, b = ('x'):rep(4e6), ('x'):rep(4e6)\n"
+                "local n = 0\n"
+                "while true do if a == b then n = n + 1 end end",
+                SANDBOX_ERR_BUDGET, "time budget exceeded");
+    CHECK(now_s() - t0 < 3.0);
+    expect_usable(L);
+    sandbox_free(L);
+
+    L = make(20000000, 32u << 20);
+    printf("-- C work charged to the count (20M instructions, 32 MiB)\n");
+    expect_fail(L, "upper() of a big string in a loop",
+                "local s = ('x'):rep(4e6) while true do local u = s:upper() end",
+                SANDBOX_ERR_BUDGET, "instruction budget exceeded");
+    expect_fail(L, "allocations refused at the cap, in a loop",
+                "local keep = {}\n"
+                "for i = 1, 3 do keep[i] = ('x'):rep(8e6) .. i end\n"
+                "while true do pcall(function() return keep[1] .. keep[2] end) end",
+                SANDBOX_ERR_BUDGET, "instruction budget exceeded");
+    expect_usable(L);
+    sandbox_free(L);
+}
+
 static void test_memory(void)
 {
     lua_State *L = make(50000000, 8u << 20);
@@ -630,6 +743,12 @@ static void test_yields(void)
                  "  return co()\n"
                  "end",
                  SANDBOX_OK, "true answer:p", 1);
+    expect_drive(L, "through xpcall in the engine coroutine",
+                 "return function(x)\n"
+                 "  local ok, v = xpcall(x.wait, print, 'xp')\n"
+                 "  return tostring(ok) .. ' ' .. v\n"
+                 "end",
+                 SANDBOX_OK, "true answer:xp", 1);
     expect_drive(L, "coroutine.yield in the engine coroutine",
                  "return function(x) coroutine.yield('stray') return 'no' end", SANDBOX_ERR_RUNTIME,
                  "coroutine.yield outside an operator coroutine", 0);
@@ -863,6 +982,8 @@ int main(void)
     test_load();
     test_globals_and_metatables();
     test_budget();
+    test_hooks_off();
+    test_c_work();
     test_memory();
     test_patterns();
     test_yields();
