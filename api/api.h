@@ -6,7 +6,7 @@
  * (lock-free readers), the operators' published status and markets
  * (operators_status_copy, operators_markets_copy) and the config (immutable
  * while the API runs). They never touch Lua, the loop or its structures;
- * work that needs the loop goes through api_loop_post (rest.c), which runs
+ * work that needs the loop goes through api_loop_post (api_loop.h), which runs
  * a job on the loop thread and resumes the suspended request afterwards.
  *
  * Ownership: the request is borrowed for the duration of the handler; the
@@ -27,6 +27,7 @@ struct store;
 struct operators;
 struct api_metrics;
 struct api_loop;
+struct auth;
 struct engine_stats;
 struct MHD_Connection;
 
@@ -38,6 +39,7 @@ struct api_ctx {
     struct api_metrics *metrics;
     struct api_loop *loop; /* the bridge to the loop thread (rest.c) */
     const struct engine_stats *engine; /* loop lag gauges (engine_stats.h) */
+    struct auth *auth; /* tokens (auth.h); rest_new creates one when NULL */
     int64_t started_ms;
     volatile int draining; /* set on shutdown: /readyz answers 503 */
 };

@@ -1,10 +1,16 @@
 /*
- * engine: wiring and shutdown.
+ * engine: wiring, signals and shutdown.
  *
- * Shutdown order matters: operators first (they use the HTTP client and
- * the store), then the HTTP client (it cancels what is in flight), then the
- * loop, which closes whatever handles remain, and last the store, which
- * other threads may read until the API is stopped.
+ * Start: auth (a generated token must exist before any thread serves),
+ * the REST server (libmicrohttpd threads), the front door on the one port
+ * (its port goes to port_file), then the operators.
+ *
+ * Shutdown order matters. On SIGINT or SIGTERM /readyz turns 503 and the
+ * front door stops accepting; when the loop returns, the front door and
+ * the REST server go first (no thread reads the store after that), then
+ * operators (they use the HTTP client and the store), the HTTP client (it
+ * cancels what is in flight), the loop (closing whatever handles remain)
+ * and last the store.
  */
 #include "engine.h"
 
@@ -14,14 +20,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
+#include "api_loop.h"
+#include "api_metrics.h"
+#include "auth.h"
 #include "config.h"
+#include "engine_stats.h"
+#include "front_door.h"
 #include "http_client.h"
 #include "kv.h"
 #include "log.h"
 #include "loop.h"
 #include "operators.h"
+#include "rest.h"
 #include "store.h"
 #include "xalloc.h"
+
+#define LAG_TICK_MS 100
 
 struct engine {
     struct config *cfg;
@@ -33,13 +48,27 @@ struct engine {
     struct loop_signal *sigint;
     struct loop_signal *sigterm;
     struct loop_signal *sighup;
+    struct loop_timer *lag_timer;
+    uint64_t lag_expected_ms;
     char *lib_dir;
+    struct engine_stats stats;
+    struct api_ctx api;
+    struct rest *rest;
+    struct front_door *door;
 };
+
+static void on_rest(int fd, const struct sockaddr *addr, socklen_t len, void *ctx)
+{
+    struct engine *e = ctx;
+    rest_add_connection(e->rest, fd, addr, len);
+}
 
 static void on_shutdown(struct loop_signal *sig, int signum, void *data)
 {
     struct engine *e = data;
     log_info("engine", "signal %d: shutting down", signum);
+    e->api.draining = 1;
+    front_door_stop_accepting(e->door);
     loop_stop(e->loop);
 }
 
@@ -48,11 +77,84 @@ static void on_reload_done(const char *summary, void *data)
     log_info("engine", "reload finished: %s", summary);
 }
 
+/* SIGHUP: rotate tokens (re-read from the config) and reload operators. */
 static void on_sighup(struct loop_signal *sig, int signum, void *data)
 {
     struct engine *e = data;
+    char err[512];
+
+    if (config_reload_tokens(NULL, e->cfg, err, sizeof err) == 0) {
+        for (size_t i = 0; i < e->cfg->n_tokens; i++) {
+            log_add_secret(e->cfg->tokens[i]);
+        }
+        auth_set_tokens(e->api.auth, e->cfg);
+        log_info("engine", "SIGHUP: tokens re-read from %s", e->cfg->path);
+    } else {
+        log_error("engine", "SIGHUP: tokens kept: %s", err);
+    }
     log_info("engine", "SIGHUP: reloading operators");
     operators_reload_all(e->operators, on_reload_done, e);
+}
+
+/* How late a repeating timer fires is how long the loop was busy. */
+static void on_lag_tick(struct loop_timer *t, void *data)
+{
+    struct engine *e = data;
+    uint64_t now = loop_now_ms(e->loop);
+    int64_t lag_us = now > e->lag_expected_ms ? (int64_t)(now - e->lag_expected_ms) * 1000 : 0;
+
+    atomic_store_explicit(&e->stats.loop_lag_us_last, lag_us, memory_order_relaxed);
+    if (lag_us > atomic_load_explicit(&e->stats.loop_lag_us_max, memory_order_relaxed)) {
+        atomic_store_explicit(&e->stats.loop_lag_us_max, lag_us, memory_order_relaxed);
+    }
+    if (lag_us > 100000) {
+        atomic_fetch_add_explicit(&e->stats.loop_lag_over_100ms, 1, memory_order_relaxed);
+    }
+    e->lag_expected_ms = now + LAG_TICK_MS;
+}
+
+/* Written to a temporary name and renamed, so a reader never sees half. */
+static int write_port_file(const char *path, int port, char *err, size_t errlen)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f || fprintf(f, "%d\n", port) < 0 || fclose(f) != 0 || rename(tmp, path) != 0) {
+        snprintf(err, errlen, "port_file %s: cannot write it", path);
+        return -1;
+    }
+    return 0;
+}
+
+static int start_api(struct engine *e, char *err, size_t errlen)
+{
+    struct config *cfg = e->cfg;
+
+    if (auth_prepare(cfg, err, errlen) < 0) {
+        return -1;
+    }
+    e->api = (struct api_ctx){.cfg = cfg, .store = e->store, .ops = e->operators,
+                              .engine = &e->stats, .started_ms = loop_wall_ms()};
+    e->api.loop = api_loop_new(e->loop);
+    e->api.metrics = api_metrics_new();
+    e->api.auth = auth_new(cfg);
+    e->rest = rest_new(&e->api, err, errlen);
+    if (!e->rest) {
+        return -1;
+    }
+    struct front_door_limits lim = {.max_head_bytes = (size_t)cfg->limits.max_header_bytes,
+                                    .head_timeout_ms = (uint64_t)cfg->limits.head_timeout_ms};
+    struct front_door_ops ops = {.rest = on_rest, .ctx = e};
+    e->door = front_door_new(e->loop, cfg->listen_host, cfg->listen_port, &lim, &ops, err, errlen);
+    if (!e->door) {
+        return -1;
+    }
+    log_info("engine", "listening on %s:%d", cfg->listen_host, front_door_port(e->door));
+    if (cfg->port_file &&
+        write_port_file(cfg->port_file, front_door_port(e->door), err, errlen) != 0) {
+        return -1;
+    }
+    return 0;
 }
 
 struct engine *engine_new(struct config *cfg, char *err, size_t errlen)
@@ -65,11 +167,10 @@ struct engine *engine_new(struct config *cfg, char *err, size_t errlen)
     e->store = store_new();
     e->kv = kv_new();
     struct http_client_options http = {.ca_file = cfg->ca_file, .proxy = cfg->proxy};
-    e->http = http_client_new(e->loop, &http);
+    e->http = e->loop ? http_client_new(e->loop, &http) : NULL;
     if (!e->loop || !e->http) {
         snprintf(err, errlen, "cannot initialise the event loop or libcurl");
-        engine_free(e);
-        return NULL;
+        goto fail;
     }
     e->lib_dir = xmalloc(n);
     snprintf(e->lib_dir, n, "%s/lib", cfg->operators_dir);
@@ -82,10 +183,19 @@ struct engine *engine_new(struct config *cfg, char *err, size_t errlen)
         .lib_dir = e->lib_dir,
     };
     e->operators = operators_new(&env, cfg->operators_dir);
+    if (start_api(e, err, errlen) != 0) {
+        goto fail;
+    }
     e->sigint = loop_signal_new(e->loop, SIGINT, on_shutdown, e);
     e->sigterm = loop_signal_new(e->loop, SIGTERM, on_shutdown, e);
     e->sighup = loop_signal_new(e->loop, SIGHUP, on_sighup, e);
+    e->lag_timer = loop_timer_new(e->loop, on_lag_tick, e);
+    e->lag_expected_ms = loop_now_ms(e->loop) + LAG_TICK_MS;
+    loop_timer_start(e->lag_timer, LAG_TICK_MS, LAG_TICK_MS);
     return e;
+fail:
+    engine_free(e);
+    return NULL;
 }
 
 int engine_run(struct engine *e)
@@ -102,13 +212,20 @@ void engine_free(struct engine *e)
     if (!e) {
         return;
     }
+    e->api.draining = 1;
+    front_door_free(e->door);
+    rest_free(e->rest);
     operators_free(e->operators);
+    api_loop_free(e->api.loop);
+    api_metrics_free(e->api.metrics);
+    auth_free(e->api.auth);
     http_client_free(e->http);
+    loop_timer_free(e->lag_timer);
     loop_signal_free(e->sigint);
     loop_signal_free(e->sigterm);
     loop_signal_free(e->sighup);
     kv_free(e->kv);
-    if (loop_free(e->loop) != 0) {
+    if (e->loop && loop_free(e->loop) != 0) {
         log_warn("engine", "event loop closed with handles still open");
     }
     store_free(e->store);

@@ -266,7 +266,7 @@ void sandbox_charge(lua_State *L, long instructions)
 {
     struct sandbox *sb = sandbox_of(L);
 
-    if (instructions <= 0) {
+    if (instructions <= 0 || sb->depth == 0) {
         return;
     }
     if (!sb->killed && instructions < sb->remaining) {
@@ -599,6 +599,9 @@ static int sandbox_base_load(lua_State *L)
 {
     int has_env = !lua_isnone(L, 4);
 
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        sandbox_charge(L, (long)luaL_len(L, 1)); /* compiling is C work */
+    }
     lua_settop(L, 4);
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_pushvalue(L, 1);
@@ -901,10 +904,17 @@ static int sandbox_globals_pairs(lua_State *L)
 static const char sandbox_coroutine_prelude[] =
     "local create, resume, yield, status, running, isyieldable, close,\n"
     "      sentinel, mine, error, type = ...\n"
-    "local function check(co)\n"
-    "  if type(co) == 'thread' and not mine[co] then\n"
-    "    error('cannot resume or close a coroutine the operator did not create', 3)\n"
+    "local function refused(co)\n"
+    "  local m = mine[co]\n"
+    "  if m == 'parked' then\n"
+    "    return 'cannot resume or close a coroutine that is waiting for the engine'\n"
+    "  elseif not m and type(co) == 'thread' then\n"
+    "    return 'cannot resume or close a coroutine the operator did not create'\n"
     "  end\n"
+    "end\n"
+    "local function unpark(co, ...)\n"
+    "  mine[co] = true\n"
+    "  return ...\n"
     "end\n"
     "local function relay(co, ok, ...)\n"
     "  if ok and ... == sentinel and status(co) == 'suspended' then\n"
@@ -912,7 +922,8 @@ static const char sandbox_coroutine_prelude[] =
     "      error('cannot wait for the engine here: this coroutine was resumed inside a C call"
     " (table.sort, string.gsub, a metamethod, a module body)', 0)\n"
     "    end\n"
-    "    return relay(co, resume(co, yield(...)))\n"
+    "    mine[co] = 'parked'\n"
+    "    return relay(co, resume(co, unpark(co, yield(...))))\n"
     "  end\n"
     "  return ok, ...\n"
     "end\n"
@@ -928,18 +939,22 @@ static const char sandbox_coroutine_prelude[] =
     "  return co\n"
     "end\n"
     "function lib.resume(co, ...)\n"
-    "  check(co)\n"
+    "  local why = refused(co)\n"
+    "  if why then return false, why end\n"
     "  return relay(co, resume(co, ...))\n"
     "end\n"
     "function lib.wrap(f)\n"
     "  local co = create(f)\n"
     "  mine[co] = true\n"
     "  return function(...)\n"
+    "    local why = refused(co)\n"
+    "    if why then error(why, 2) end\n"
     "    return finish(co, relay(co, resume(co, ...)))\n"
     "  end\n"
     "end\n"
     "function lib.close(co)\n"
-    "  check(co)\n"
+    "  local why = refused(co)\n"
+    "  if why then error(why, 2) end\n"
     "  if status(co) == 'dead' then return true end\n"
     "  return close(co)\n"
     "end\n"
@@ -1456,6 +1471,29 @@ int sandbox_yieldable_guard(lua_State *L, const char *what)
     return luaL_error(L, "%s", what);
 }
 
+/* cjson's decode (upvalue 1), charged one instruction per input byte before
+ * it runs. Its errors are re-raised with the caller's position, which a C
+ * caller in between would otherwise hide. */
+static int sandbox_json_decode(lua_State *L)
+{
+    int n = lua_gettop(L);
+
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        sandbox_charge(L, (long)luaL_len(L, 1));
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    if (lua_pcall(L, n, LUA_MULTRET, 0) != LUA_OK) {
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            luaL_where(L, 1);
+            lua_insert(L, -2);
+            lua_concat(L, 2);
+        }
+        return lua_error(L);
+    }
+    return lua_gettop(L);
+}
+
 static void sandbox_cjson_option(lua_State *L, int cjson, const char *name, int boolean,
                                  lua_Integer value)
 {
@@ -1482,5 +1520,7 @@ void sandbox_push_cjson(lua_State *L)
     sandbox_cjson_option(L, cjson, "encode_sparse_array", 1, 1);
     lua_createtable(L, 0, 5);
     sandbox_copy(L, cjson, lua_gettop(L), keep);
+    lua_getfield(L, cjson, "decode");
+    sandbox_set_closure(L, lua_gettop(L) - 1, "decode", sandbox_json_decode, 1);
     lua_remove(L, cjson);
 }

@@ -93,7 +93,7 @@ int sandbox_killed(lua_State *L);
  * Spends `instructions` of the current run's budget on behalf of C work the
  * count hook cannot see (a large decode, a big copy). Raises the budget
  * error, and arms the kill, when the budget runs out. Call from Lua C
- * functions only.
+ * functions only; outside a run it does nothing.
  */
 void sandbox_charge(lua_State *L, long instructions);
 
@@ -131,7 +131,11 @@ int sandbox_load_string(lua_State *L, const char *chunk, size_t len, const char 
  *   operator's own coroutine, whose wrapper relays the answer down.
  * - negative: an error (a yield of anything else is the runtime error
  *   "coroutine.yield outside an operator coroutine"); err holds the message
- *   and traceback, co has been reset and must be dropped.
+ *   and traceback. co is dead or stuck and must be dropped. It is never
+ *   closed: a coroutine killed by the hook would run its __close handlers
+ *   with hooks off, so its to-be-closed variables are left alone.
+ * A yielding primitive should use sandbox_yieldable_guard() before it starts
+ * any work: a yield that cannot reach the engine raises instead.
  */
 int sandbox_resume(lua_State *L, lua_State *co, int nargs, int *nresults, char *err,
                    size_t errlen);
@@ -153,8 +157,9 @@ int sandbox_yieldable_guard(lua_State *L, const char *what);
  * _NAME and _VERSION, with decode and encode depth capped at 64, the
  * encode buffer released after each call and sparse arrays encoded as
  * objects; the configuration functions and cjson.new are left out so the
- * operator cannot lift those limits. Never set as a global. May raise a
- * memory error: call it in a protected context (inside a C function).
+ * operator cannot lift those limits. decode is charged one instruction per
+ * input byte. Never set as a global. May raise a memory error: call it in a
+ * protected context (inside a C function or a pcall).
  */
 void sandbox_push_cjson(lua_State *L);
 

@@ -57,6 +57,12 @@ static int check_rest(const cJSON *rest, char *err, size_t errlen)
         snprintf(err, errlen, "\"method\" and \"query\" must be strings");
         return -1;
     }
+    const cJSON *location = cJSON_GetObjectItemCaseSensitive(rest, "location");
+    if (location && (!cJSON_IsString(location) || strpbrk(location->valuestring, "\r\n") ||
+                     strlen(location->valuestring) > 1024)) {
+        snprintf(err, errlen, "\"location\" must be a URL on one line");
+        return -1;
+    }
     if (status &&
         (!cJSON_IsNumber(status) || status->valuedouble < 200 || status->valuedouble > 599)) {
         snprintf(err, errlen, "\"status\" must be a number from 200 to 599");
@@ -85,13 +91,15 @@ static void do_push(struct exchange *ex, struct http_txn *t, const cJSON *body)
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(rest, "method");
         const cJSON *q = cJSON_GetObjectItemCaseSensitive(rest, "query");
         const cJSON *st = cJSON_GetObjectItemCaseSensitive(rest, "status");
+        const cJSON *loc = cJSON_GetObjectItemCaseSensitive(rest, "location");
         size_t len;
         char *text = value_text(cJSON_GetObjectItemCaseSensitive(rest, "body"), &len);
 
         if (exchange_override_set(ex, m ? m->valuestring : "GET",
                                   cJSON_GetObjectItemCaseSensitive(rest, "path")->valuestring,
                                   cJSON_IsString(q) ? q->valuestring : NULL,
-                                  st ? (int)st->valuedouble : 200, text, len) != 0) {
+                                  st ? (int)st->valuedouble : 200, text, len,
+                                  cJSON_IsString(loc) ? loc->valuestring : NULL) != 0) {
             free(text);
             cJSON_Delete(doc);
             http_respond_error(t, 507,

@@ -58,6 +58,7 @@ static void override_free(struct override *o)
     free(o->method);
     free(o->path);
     free(o->body);
+    free(o->location);
     query_free(&o->query);
 }
 
@@ -68,10 +69,12 @@ static int same_params(const struct query_params *a, const struct query_params *
 }
 
 int exchange_override_set(struct exchange *ex, const char *method, const char *path,
-                          const char *query, int status, char *body, size_t len)
+                          const char *query, int status, char *body, size_t len,
+                          const char *location)
 {
     struct override o = {0};
 
+    o.location = location ? xstrdup(location) : NULL;
     o.method = xstrdup(method);
     o.path = xstrdup(path);
     query_parse(&o.query, query);

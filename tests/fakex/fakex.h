@@ -43,6 +43,7 @@ struct override {
     int status;
     char *body;
     size_t len;
+    char *location; /* a Location header to send (redirect tests), or NULL */
 };
 
 struct path_count {
@@ -110,7 +111,8 @@ void exchange_count_request(struct exchange *ex, const char *path);
  * (EXCHANGE_MAX_OVERRIDES entries or EXCHANGE_MAX_OVERRIDE_BYTES of bodies).
  */
 int exchange_override_set(struct exchange *ex, const char *method, const char *path,
-                          const char *query, int status, char *body, size_t len);
+                          const char *query, int status, char *body, size_t len,
+                          const char *location);
 
 /* Best override for a request, like fixtures_rest_find. */
 const struct override *exchange_override_find(const struct exchange *ex, const char *method,

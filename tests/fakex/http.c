@@ -33,6 +33,7 @@ void http_txn_free(struct http_txn *t)
     free(t->uri);
     free(t->body);
     free(t->owned);
+    free(t->location);
     query_free(&t->query);
     memset(t, 0, sizeof(*t));
 }
@@ -175,6 +176,7 @@ static void route_rest(struct fakex *ctx, struct http_txn *t)
     r = fixtures_rest_find(ex->fx, t->method, path, &t->query, &rs);
     if (o && os >= rs) {
         set_owned(t, o->status, "application/json", xstrndup(o->body, o->len), o->len);
+        t->location = o->location ? xstrdup(o->location) : NULL;
         snprintf(t->note, sizeof(t->note), "override");
     } else if (r) {
         t->status = 200;
@@ -298,6 +300,10 @@ static int write_headers(struct fakex *ctx, struct http_txn *t, struct lws *wsi)
     unsigned char *start = buf + LWS_PRE, *p = start, *end = start + 1023;
 
     if (lws_add_http_common_headers(wsi, (unsigned int)t->status, t->ctype, t->out_len, &p, end) ||
+        (t->location &&
+         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_LOCATION,
+                                      (const unsigned char *)t->location,
+                                      (int)strlen(t->location), &p, end)) ||
         lws_finalize_write_http_header(wsi, start, &p, end)) {
         return -1;
     }

@@ -48,6 +48,7 @@ struct http_txn {
     int headers_sent;
     int hangup; /* refuse fault: close without answering */
     long delay_ms;
+    char *location; /* Location header of an override (owned), or NULL */
     char note[160]; /* what was served, for the log line */
 };
 

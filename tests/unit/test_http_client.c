@@ -1,6 +1,7 @@
 /*
  * http_client against a private fake exchange: recorded bodies, POST,
- * timeouts, the body cap, refused URLs and connections, and TLS with a throwaway CA (trusted, untrusted and
+ * timeouts, the body cap, redirects (limit and host checks), refused URLs
+ * and connections, and TLS with a throwaway CA (trusted, untrusted and
  * wrong host name).
  */
 #include "check.h"
@@ -137,6 +138,38 @@ static void test_plain(void)
     r = run(&h, &slow);
     CHECK_INT_EQ(r.error, HTTP_ERR_TIMEOUT);
     post(&h, fx.url, "/_fakex/binance/reset", "{}");
+
+    /* Redirects: one hop is followed, a loop hits the limit, and a hop to a
+     * host the caller does not allow is refused. */
+    char body[512];
+    snprintf(body, sizeof body,
+             "{\"rest\":{\"path\":\"/hop\",\"status\":302,\"body\":\"\","
+             "\"location\":\"%s/binance/api/v3/ticker/price?symbol=BTCUSDT\"}}",
+             fx.url);
+    post(&h, fx.url, "/_fakex/binance/push", body);
+    r = get(&h, fx.url, "/binance/hop");
+    CHECK_INT_EQ(r.error, HTTP_OK);
+    CHECK_INT_EQ(r.status, 200);
+    CHECK(strstr(r.body, "\"price\"") != NULL);
+
+    snprintf(body, sizeof body,
+             "{\"rest\":{\"path\":\"/loop\",\"status\":302,\"body\":\"\","
+             "\"location\":\"%s/binance/loop\"}}",
+             fx.url);
+    post(&h, fx.url, "/_fakex/binance/push", body);
+    snprintf(url, sizeof url, "%s/binance/loop", fx.url);
+    struct http_request looping = {.url = url, .max_redirects = 3};
+    r = run(&h, &looping);
+    CHECK_INT_EQ(r.error, HTTP_ERR_REDIRECTS);
+
+    post(&h, fx.url, "/_fakex/binance/push",
+         "{\"rest\":{\"path\":\"/away\",\"status\":302,\"body\":\"\","
+         "\"location\":\"http://127.0.0.2:9/elsewhere\"}}");
+    snprintf(url, sizeof url, "%s/binance/away", fx.url);
+    struct http_request away = {.url = url, .url_allowed = deny_other_hosts,
+                                .url_allowed_ctx = fx.url};
+    r = run(&h, &away);
+    CHECK_INT_EQ(r.error, HTTP_ERR_REFUSED);
 
     /* A URL the caller refuses never leaves the process. */
     struct http_request refused = {.url = "http://169.254.169.254/latest",

@@ -819,6 +819,65 @@ static void test_yields(void)
     sandbox_free(L);
 }
 
+/* Another callback must not resume an operator coroutine parked on the engine. */
+static void test_parked(void)
+{
+    lua_State *L = make(5000000, 0);
+    lua_State *co;
+    char err[1024];
+    int rc, nres;
+
+    printf("-- a coroutine waiting for the engine\n");
+    rc = load_chunk(L,
+                    "local inner, gen\n"
+                    "return {\n"
+                    "  poll = function(x)\n"
+                    "    inner = coroutine.create(function() return x.wait('slow') end)\n"
+                    "    local ok, v = coroutine.resume(inner)\n"
+                    "    return v\n"
+                    "  end,\n"
+                    "  on_message = function()\n"
+                    "    local ok, e = coroutine.resume(inner, 'fake')\n"
+                    "    local ok2, e2 = pcall(coroutine.close, inner)\n"
+                    "    return tostring(ok) .. ': ' .. e .. ' / ' .. tostring(ok2) .. ': ' .. e2\n"
+                    "  end,\n"
+                    "}",
+                    "=parked", err, sizeof err);
+    CHECK_INT_EQ(rc, SANDBOX_OK);
+    co = lua_newthread(L);
+    lua_getfield(L, 1, "poll");
+    lua_xmove(L, co, 1);
+    push_x(L);
+    lua_xmove(L, co, 1);
+    rc = sandbox_resume(L, co, 1, &nres, err, sizeof err);
+    CHECK_INT_EQ(rc, SANDBOX_YIELDED);
+    lua_pop(co, nres);
+
+    lua_getfield(L, 1, "on_message");
+    rc = sandbox_pcall(L, 0, 1, err, sizeof err);
+    CHECK_INT_EQ(rc, SANDBOX_OK);
+    if (rc == SANDBOX_OK) {
+        const char *got = lua_tostring(L, -1);
+        int good = got && strcmp(got, "false: cannot resume or close a coroutine that is waiting "
+                                      "for the engine / false: cannot resume or close a "
+                                      "coroutine that is waiting for the engine") == 0;
+        printf("%-4s %-44s -> %s\n", good ? "ok" : "FAIL", "resumed from another callback", got);
+        CHECK(good);
+        lua_pop(L, 1);
+    }
+
+    lua_pushliteral(co, "real");
+    rc = sandbox_resume(L, co, 1, &nres, err, sizeof err);
+    printf("%-4s %-44s %s -> %s\n", rc == SANDBOX_OK ? "ok" : "FAIL",
+           "the engine's answer still arrives", status_name(rc),
+           rc == SANDBOX_OK ? lua_tostring(co, -1) : err);
+    CHECK_INT_EQ(rc, SANDBOX_OK);
+    CHECK_STR_EQ(lua_tostring(co, -1), "real");
+    lua_settop(L, 0);
+    expect_usable(L);
+    sandbox_free(L);
+}
+
 static void test_load_file(void)
 {
     lua_State *L = make(5000000, 0);
@@ -905,6 +964,7 @@ static const char cjson_code[] =
     "    .. ' ' .. tostring(deep) .. ' ' .. tostring(json.new)\n"
     "    .. ' ' .. tostring(json.decode_max_depth)\n"
     "    .. ' ' .. json.encode({[1] = 1, [20] = 2}):sub(1, 1)\n"
+    "    .. ' ' .. select(2, pcall(function() return json.decode('{') end))\n"
     "end";
 
 static void test_cjson(void)
@@ -924,14 +984,33 @@ static void test_cjson(void)
     CHECK_INT_EQ(rc, SANDBOX_OK);
     if (rc == SANDBOX_OK) {
         const char *got = lua_tostring(L, -1);
-        printf("%-4s %-44s -> %s\n", strcmp(got, "[2,true] false nil nil {") == 0 ? "ok" : "FAIL",
+        const char *want = "[2,true] false nil nil { cjson:8: Expected object key string but "
+                           "found T_END at character 2";
+        printf("%-4s %-44s -> %s\n", strcmp(got, want) == 0 ? "ok" : "FAIL",
                "x.json: decode, depth cap, no config, sparse", got);
-        CHECK_STR_EQ(got, "[2,true] false nil nil {");
+        CHECK_STR_EQ(got, want);
         lua_pop(L, 1);
     } else {
         printf("FAIL cjson: %s\n", err);
     }
     expect_str(L, "cjson is not a global", "return tostring(cjson)", "nil");
+    rc = load_chunk(L,
+                    "return function(json)\n"
+                    "  local doc = '[' .. string.rep('1,', 5e5) .. '1]'\n"
+                    "  while true do local t = json.decode(doc) end\n"
+                    "end",
+                    "=cjson", err, sizeof err);
+    CHECK_INT_EQ(rc, SANDBOX_OK);
+    lua_pushcfunction(L, push_cjson_and_use);
+    rc = sandbox_pcall(L, 0, 1, err, sizeof err);
+    CHECK_INT_EQ(rc, SANDBOX_OK);
+    rc = sandbox_pcall(L, 1, 0, err, sizeof err);
+    printf("%-4s %-44s %s: %.*s\n", rc == SANDBOX_ERR_BUDGET ? "ok" : "FAIL",
+           "decoding 1 MB in a loop is charged", status_name(rc), (int)strcspn(err, "\n"), err);
+    CHECK_INT_EQ(rc, SANDBOX_ERR_BUDGET);
+    expect_fail(L, "compiling a huge chunk is charged",
+                "return load(string.rep(' ', 1e7) .. 'return 1')()", SANDBOX_ERR_BUDGET,
+                "instruction budget exceeded");
     CHECK_INT_EQ(lua_gettop(L), 0);
     expect_usable(L);
     sandbox_free(L);
@@ -987,6 +1066,7 @@ int main(void)
     test_memory();
     test_patterns();
     test_yields();
+    test_parked();
     test_load_file();
     test_cjson();
     test_print();
