@@ -86,7 +86,7 @@ static void names_from_operators(struct operators *ops, struct compat_names *nam
 static void names_from_store(const struct store *store, struct compat_names *names, size_t *cap)
 {
     size_t want = 64;
-    char (*buf)[TICKER_EXCHANGE_MAX] = NULL;
+    char(*buf)[TICKER_EXCHANGE_MAX] = NULL;
     size_t n;
 
     if (!store) {

@@ -21,8 +21,8 @@
     "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "                  \
     "connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'"
 
-static void send_asset(struct api_resp *resp, const char *content_type,
-                       const unsigned char *bytes, size_t len)
+static void send_asset(struct api_resp *resp, const char *content_type, const unsigned char *bytes,
+                       size_t len)
 {
     resp->status = 200;
     resp->content_type = content_type;

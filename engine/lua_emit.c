@@ -189,6 +189,38 @@ static bool over_max_pairs(struct operator *op, const struct ticker *t)
     return store_get(op->env.store, t->exchange, t->pair, &existing) != 0;
 }
 
+static void keep(char *field, const char *stored)
+{
+    if (!field[0]) {
+        memcpy(field, stored, TICKER_DEC_MAX);
+    }
+}
+
+/* Fields an emit leaves out keep their stored values, so a stream that
+ * delivers bid and ask and a poll that delivers the 24 h volume combine into
+ * one ticker. A side's size travels with its price; ts never carries over
+ * (it dates the emit that gave it). */
+static void merge_stored(struct operator *op, struct ticker *t)
+{
+    struct ticker old;
+    if ((t->bid[0] && t->ask[0] && t->last[0] && t->volume[0]) ||
+        store_get(op->env.store, t->exchange, t->pair, &old) != 0) {
+        return;
+    }
+    if (!t->bid[0]) {
+        keep(t->bid, old.bid);
+        keep(t->bid_size, old.bid_size);
+        t->bid_value = old.bid_value;
+    }
+    if (!t->ask[0]) {
+        keep(t->ask, old.ask);
+        keep(t->ask_size, old.ask_size);
+        t->ask_value = old.ask_value;
+    }
+    keep(t->last, old.last);
+    keep(t->volume, old.volume);
+}
+
 /* Reads the emit table at idx into t; the reason text when it fails. */
 static const char *read_ticker(lua_State *L, int idx, struct operator *op, struct ticker *t)
 {
@@ -222,6 +254,7 @@ static const char *read_ticker(lua_State *L, int idx, struct operator *op, struc
         price_field(L, idx, "volume", t->volume, NULL) < 0 || ts_field(L, idx, &t->ts) < 0) {
         return ticker_reject_name(TICKER_REJECT_BAD_NUMBER);
     }
+    merge_stored(op, t);
     return NULL;
 }
 

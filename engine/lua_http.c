@@ -49,12 +49,16 @@ struct pending_http {
 
 static int url_allowed(const char *url, void *ctx)
 {
-    const struct operator *op = ctx;
+    return op_url_allowed(ctx, url);
+}
+
+bool op_url_allowed(const struct operator *op, const char *url)
+{
     CURLU *u = curl_url();
     char *host = NULL;
     int ok = 0;
 
-    if (curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
         for (size_t i = 0; i < op->spec.n_hosts && !ok; i++) {
             ok = strcasecmp(op->spec.hosts[i], host) == 0;
@@ -256,11 +260,13 @@ static int http_call(lua_State *L, const char *method)
     struct op_task *task = op->running;
     const char *url = luaL_checkstring(L, 1);
 
-    if (!task || !lua_isyieldable(L)) {
+    if (!task) {
         return luaL_error(L, "x.http.%s cannot wait here: call it from markets, poll, "
                              "connections or on_open, not from on_message, on_ping or on_close",
                           method);
     }
+    sandbox_yieldable_guard(L, "x.http cannot wait here: call it from markets, poll, "
+                               "connections or on_open, not from on_message, on_ping or on_close");
     if (!lua_isnoneornil(L, 2)) {
         luaL_checktype(L, 2, LUA_TTABLE);
     }
@@ -311,10 +317,12 @@ static int x_sleep(lua_State *L)
     struct op_task *task = op->running;
     double s = luaL_checknumber(L, 1);
 
-    if (!task || !lua_isyieldable(L)) {
+    if (!task) {
         return luaL_error(L, "x.sleep cannot wait here: call it from markets, poll, "
                              "connections or on_open");
     }
+    sandbox_yieldable_guard(L, "x.sleep cannot wait here: call it from markets, poll, "
+                               "connections or on_open");
     if (!(s >= 0 && s <= MAX_SLEEP_S)) {
         return luaL_error(L, "x.sleep: seconds must be between 0 and %f", MAX_SLEEP_S);
     }

@@ -53,6 +53,14 @@ int64_t op_now_ms(void)
 
 static void on_timer(struct loop_timer *timer, void *data);
 
+/* Builds `x` in protected mode: running out of memory there fails the load
+ * of this operator instead of aborting the process. */
+static int build_ctx(lua_State *L)
+{
+    op_ctx_push(lua_touserdata(L, 1));
+    return 1;
+}
+
 static uint64_t rng_state(struct operator *op)
 {
     return (uint64_t)(uintptr_t)op ^ (uint64_t)op_now_ms();
@@ -145,7 +153,15 @@ struct operator *op_load(const struct op_env *env, const char *file, char *err, 
         goto fail;
     }
     op->table_ref = luaL_ref(op->L, LUA_REGISTRYINDEX);
-    op_ctx_push(op);
+    const struct config_operator *co =
+        env->config ? config_operator_find(env->config, op->spec.name) : NULL;
+    op->max_frame_bytes = co ? co->max_frame_bytes : -1;
+    lua_pushcfunction(op->L, build_ctx);
+    lua_pushlightuserdata(op->L, op);
+    if (sandbox_pcall(op->L, 1, 1, msg, sizeof msg) != SANDBOX_OK) {
+        snprintf(err, errlen, "%s: building the context: %s", file, msg);
+        goto fail;
+    }
     op->x_ref = luaL_ref(op->L, LUA_REGISTRYINDEX);
     lua_newtable(op->L);
     op->symbols_ref = luaL_ref(op->L, LUA_REGISTRYINDEX);
@@ -165,6 +181,7 @@ void op_free(struct operator *op)
         return;
     }
     op->freeing = true;
+    op_streams_free(op);
     loop_timer_free(op->timer);
     while (op->tasks) {
         op_task_free(op->tasks);
@@ -299,6 +316,9 @@ static void markets_finished(struct operator *op, int ok, const char *err)
     op->markets_ok = true;
     op->consecutive_failures = 0;
     schedule(op, 0);
+    if (op->started) {
+        op_streams_start(op);
+    }
     finish_ready(op, 1, NULL);
 }
 
@@ -392,6 +412,7 @@ void op_start(struct operator *op)
     }
     if (op->markets_ok) {
         schedule(op, 0);
+        op_streams_start(op);
     } else {
         run_markets(op);
     }
@@ -545,6 +566,10 @@ void op_status(const struct operator *op, int64_t now_ms, struct op_status *out)
         snprintf(out->reason, sizeof out->reason, "no data for %lld ms%s%.200s",
                  (long long)(now_ms - f->last_data), f->reason[0] ? "; last error: " : "",
                  f->reason);
+    } else if (op->spec.has_stream && !op->spec.has_poll && op->streams_open == 0) {
+        out->state = OP_STATE_DEGRADED;
+        snprintf(out->reason, sizeof out->reason, "stream down%s%.200s",
+                 f->reason[0] ? ": " : "", f->reason);
     } else if (f->last_error_at && now_ms - f->last_error_at < window &&
                f->last_error_at > f->last_data - window) {
         out->state = OP_STATE_DEGRADED;

@@ -26,6 +26,7 @@ struct http_client;
 struct config;
 struct config_operator;
 struct kv;
+struct ws_client;
 struct operator;
 
 enum op_state {
@@ -46,6 +47,7 @@ struct op_env {
     struct store *store;
     struct http_client *http;
     struct kv *kv;
+    struct ws_client *ws; /* NULL: streams are not started */
     const struct config *config;
     const char *lib_dir; /* operators/lib, for require */
     /* Called after each emit batch that changed the store (may be NULL). */

@@ -12,6 +12,10 @@
 #include <lua.h>
 
 struct op_task;
+struct op_stream;
+struct ws_client;
+
+#define OP_MAX_STREAMS 64
 
 /* The validated operator table, with config overrides applied. */
 struct op_spec {
@@ -65,6 +69,10 @@ struct operator {
     int markets_ref; /* the list markets() returned */
     struct op_spec spec;
     struct op_facts facts;
+    int64_t max_frame_bytes;   /* config; <= 0 = the engine default */
+    struct op_stream *streams; /* one per stream.connections() entry */
+    struct op_task *connections_task;
+    int streams_open;
     struct op_market *markets; /* what markets() returned, mapped */
     size_t n_markets;
     uint64_t markets_gen;
@@ -139,6 +147,16 @@ int op_pair_from_assets(struct operator *op, const char *base, const char *quote
                         size_t cap);
 /* lua_http.c */
 void op_http_open(lua_State *L, struct operator *op);
+/* op_stream.c */
+void op_streams_start(struct operator *op);
+void op_streams_free(struct operator *op);
+int op_stream_send(struct op_stream *s, const char *msg, size_t len, bool binary);
+void op_stream_close(struct op_stream *s);
+/* lua_ws.c: the `ws` userdata of an open stream. */
+void lua_ws_push(lua_State *L, struct op_stream *s);
+void lua_ws_detach(lua_State *L, int idx);
+/* lua_http.c: whether url's host is one the operator may reach. */
+bool op_url_allowed(const struct operator *op, const char *url);
 /* lua_store.c */
 void op_store_open(lua_State *L, struct operator *op);
 

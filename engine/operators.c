@@ -419,8 +419,10 @@ static void publish_markets(struct operators *reg)
         uint64_t gen = 0;
         if (e->live) {
             const struct op_market *m = op_markets(e->live, &n, &gen);
-            memcpy(fresh + o, m, n * sizeof *m);
-            o += n;
+            if (n) {
+                memcpy(fresh + o, m, n * sizeof *m);
+                o += n;
+            }
         }
         e->markets_of = e->live;
         e->markets_gen = gen;

@@ -8,7 +8,8 @@
  * directory), with a locked global table, a per-state memory cap enforced by
  * the allocator and a per-run instruction budget (with a wall-clock
  * backstop) enforced by a count hook that an operator's pcall cannot
- * swallow. sandbox.c explains the design.
+ * swallow. sandbox.c explains the state and the budget, sandbox_lib.c what
+ * the operator sees.
  *
  * Threads: only the engine loop thread may call these functions, and only
  * with states made by sandbox_new() (or threads of them).
@@ -21,7 +22,8 @@
  * Running Lua: always go through sandbox_pcall() or sandbox_resume(). They
  * arm the instruction budget, add a short traceback and classify failures.
  * Calling lua_pcall/lua_resume directly after a killed run would run into
- * the still-armed kill.
+ * the still-armed kill. Like any Lua API call, the other functions that push
+ * values may raise a memory error at the cap: call them in protected mode.
  */
 #ifndef RX_SANDBOX_H
 #define RX_SANDBOX_H
@@ -31,30 +33,31 @@
 #include <lua.h>
 
 /* Defaults of struct sandbox_limits. */
-#define SANDBOX_DEFAULT_MEMORY (64u << 20)        /* bytes of Lua heap per state */
-#define SANDBOX_DEFAULT_INSTRUCTIONS 50000000L    /* VM instructions per run */
-#define SANDBOX_DEFAULT_TIME_MS 2000L             /* wall-clock milliseconds per run */
-#define SANDBOX_DEFAULT_PATTERN_STEPS 1000000L    /* = LPATTERN_DEFAULT_BUDGET */
-#define SANDBOX_DEFAULT_REP_MAX (16u << 20)       /* bytes of one string.rep result */
-#define SANDBOX_SOURCE_MAX (1u << 20)             /* bytes of one source file */
+#define SANDBOX_DEFAULT_MEMORY (64u << 20)     /* bytes of Lua heap per state */
+#define SANDBOX_DEFAULT_INSTRUCTIONS 50000000L /* VM instructions per run */
+#define SANDBOX_DEFAULT_TIME_MS 2000L          /* wall-clock milliseconds per run */
+#define SANDBOX_DEFAULT_PATTERN_STEPS 1000000L /* = LPATTERN_DEFAULT_BUDGET */
+#define SANDBOX_DEFAULT_REP_MAX (16u << 20)    /* bytes of one string.rep result */
+#define SANDBOX_SOURCE_MAX (1u << 20)          /* bytes of one source file */
 
 struct sandbox_limits {
-    size_t memory_bytes;   /* cap on the Lua heap; beyond it Lua raises "not enough memory" */
-    long instructions;     /* budget of one run (sandbox_pcall, one sandbox_resume) */
-    long time_ms;          /* wall-clock backstop of one run, checked by the count hook */
-    long pattern_steps;    /* base step budget of string.find/match/gmatch/gsub */
-    size_t rep_max_bytes;  /* largest string.rep result */
-    const char *lib_dir;   /* where require looks (copied); NULL: require finds nothing */
+    size_t memory_bytes;  /* cap on the Lua heap; beyond it Lua raises "not enough memory" */
+    long instructions;    /* budget of one run (sandbox_pcall, one sandbox_resume), in VM
+                           * instructions plus charges for C work (see sandbox_charge) */
+    long time_ms;         /* wall-clock backstop of one run, checked by the count hook */
+    long pattern_steps;   /* base step budget of string.find/match/gmatch/gsub */
+    size_t rep_max_bytes; /* largest string.rep result */
+    const char *lib_dir;  /* where require looks (copied); NULL: require finds nothing */
 };
 
 /* Results of the run functions: 0, a positive non-error, or a negative error. */
 enum sandbox_status {
     SANDBOX_OK = 0,
-    SANDBOX_YIELDED = 1,         /* sandbox_resume: the engine sentinel was yielded */
-    SANDBOX_ERR_RUNTIME = -1,    /* a Lua error (including misuse of the API) */
-    SANDBOX_ERR_MEMORY = -2,     /* the memory cap was hit */
-    SANDBOX_ERR_BUDGET = -3,     /* the instruction (or wall-clock) budget ran out */
-    SANDBOX_ERR_LOAD = -4,       /* the file could not be read, or did not compile */
+    SANDBOX_YIELDED = 1,      /* sandbox_resume: the engine sentinel was yielded */
+    SANDBOX_ERR_RUNTIME = -1, /* a Lua error (including misuse of the API) */
+    SANDBOX_ERR_MEMORY = -2,  /* the memory cap was hit */
+    SANDBOX_ERR_BUDGET = -3,  /* the instruction (or wall-clock) budget ran out */
+    SANDBOX_ERR_LOAD = -4,    /* the file could not be read, or did not compile */
 };
 
 /* Receives what the operator prints (one call per print, tab-separated, no newline). */
@@ -137,8 +140,7 @@ int sandbox_load_string(lua_State *L, const char *chunk, size_t len, const char 
  * A yielding primitive should use sandbox_yieldable_guard() before it starts
  * any work: a yield that cannot reach the engine raises instead.
  */
-int sandbox_resume(lua_State *L, lua_State *co, int nargs, int *nresults, char *err,
-                   size_t errlen);
+int sandbox_resume(lua_State *L, lua_State *co, int nargs, int *nresults, char *err, size_t errlen);
 
 /* The engine's yield sentinel: a unique light userdata. */
 void sandbox_push_yield_sentinel(lua_State *L);

@@ -91,3 +91,18 @@ rx_start_redis() {
     done
     export REDIS_PORT
 }
+
+# Test-only tools from npm, pinned, into .tools/ (not committed). The OpenAPI
+# lint uses @redocly/cli; 1.34.21 depends on a package missing from the
+# registry, hence the exact pin. Best effort: without npm the lint test skips.
+RX_REDOCLY_VERSION=1.34.20
+rx_install_npm_tools() {
+    local bin="$RX_ROOT/.tools/node_modules/.bin/redocly"
+    if [ ! -x "$bin" ] && command -v npm >/dev/null 2>&1; then
+        npm install --silent --no-audit --no-fund --prefix "$RX_ROOT/.tools" \
+            "@redocly/cli@$RX_REDOCLY_VERSION" >/dev/null 2>&1 ||
+            echo "warning: could not install @redocly/cli; the OpenAPI lint test will skip" >&2
+    fi
+    [ -x "$bin" ] && export REDOCLY_CLI="$bin"
+    return 0
+}

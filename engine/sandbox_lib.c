@@ -1,0 +1,824 @@
+/*
+ * sandbox_lib: what an operator sees in its sandboxed state.
+ *
+ * Everything is copied from allow-lists into fresh tables, never deleted
+ * from the stock ones, so a library function added by a later Lua cannot
+ * slip in. The global table the operator sees is an empty proxy whose
+ * metatable (protected by __metatable) reads through to the real globals
+ * and refuses every assignment, so an operator can neither create a global
+ * nor replace a library; rawset refuses the proxy too. The real globals:
+ *
+ * - base without dofile, loadfile and warn; load forces text chunks and the
+ *   sandbox globals; print goes to the engine's callback; collectgarbage
+ *   offers "count" and "collect"; setmetatable refuses __gc (a finalizer runs
+ *   at arbitrary moments, even inside the engine's own C calls, and always
+ *   with hooks off); xpcall skips the operator's handler once the run is
+ *   killed (see sandbox.c); require reads only <lib_dir>/<name>.lua.
+ * - string without dump, with the budgeted pattern functions of lpattern and
+ *   a size-capped rep. The string metatable gets a __metatable field, so
+ *   getmetatable("") returns false and nothing can reach it.
+ * - table, with the C loops the count hook cannot see (move, insert, remove,
+ *   sort) charged against the budget before they start; math; utf8;
+ *   os.time/clock/date.
+ * - coroutine, wrapped (below). cjson is never a global: the engine asks
+ *   sandbox_push_cjson() for the module it hands out as x.json.
+ *
+ * The coroutine wrapper is a small Lua prelude over the stock functions,
+ * held in upvalues, with no _ENV, so nothing the operator does to its
+ * globals reaches it. When a coroutine the operator resumed yields the
+ * engine's sentinel, resume/wrap mark it parked, yield the sentinel and the
+ * values after it on up to the engine, and pass the engine's answer back
+ * down, until the coroutine yields something else or ends. An operator can
+ * resume or close only coroutines it created, and none while parked (another
+ * callback could otherwise answer a request in the engine's place).
+ */
+#include "sandbox.h"
+
+#include <limits.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "lpattern.h"
+#include "sandbox_int.h"
+
+/* lua-cjson's entry point (liblua5.4-cjson, linked into rx_engine). */
+int luaopen_cjson(lua_State *L);
+
+/* Bytes of C copying (string.rep) charged as one instruction. */
+#define SANDBOX_COPY_BYTES_PER_INSTRUCTION 32
+#define SANDBOX_CJSON_DEPTH 64
+#define SANDBOX_MODULE_NAME_MAX 128
+
+/* Addresses used as unique registry keys and values; never written. */
+static const char sandbox_key_loaded = 'L';
+static const char sandbox_loading = 'l';
+
+/* ---------------------------------------------------------------------------
+ * require: only <lib_dir>/<name>.lua, text only, cached per state.
+ * ------------------------------------------------------------------------- */
+
+/* ^[a-z0-9_]+(\.[a-z0-9_]+)*$ */
+static int sandbox_module_name_ok(const char *name, size_t len)
+{
+    size_t i, seg = 0;
+
+    if (len == 0 || len > SANDBOX_MODULE_NAME_MAX) {
+        return 0;
+    }
+    for (i = 0; i < len; i++) {
+        char c = name[i];
+        if (c == '.') {
+            if (seg == 0) {
+                return 0;
+            }
+            seg = 0;
+        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_') {
+            seg++;
+        } else {
+            return 0;
+        }
+    }
+    return seg > 0;
+}
+
+/* Pushes "<prefix>/<name with dots as slashes>.lua". */
+static void sandbox_module_path(lua_State *L, const char *prefix, const char *name)
+{
+    luaL_Buffer b;
+
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, prefix);
+    luaL_addchar(&b, '/');
+    for (; *name; name++) {
+        luaL_addchar(&b, *name == '.' ? '/' : *name);
+    }
+    luaL_addstring(&b, ".lua");
+    luaL_pushresult(&b);
+}
+
+static int sandbox_require(lua_State *L)
+{
+    struct sandbox *sb = sandbox_of(L);
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+
+    lua_settop(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_key_loaded); /* 2: the cache */
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, 2) != LUA_TNIL) {
+        if (lua_touserdata(L, -1) == (void *)&sandbox_loading) {
+            return luaL_error(L, "loop or previous error loading module '%s'", name);
+        }
+        return 1;
+    }
+    if (!sb->lib_dir || !sandbox_module_name_ok(name, len)) {
+        goto not_found;
+    }
+    sandbox_module_path(L, sb->lib_dir, name);      /* 4: file */
+    sandbox_module_path(L, "@operators/lib", name); /* 5: chunk name */
+    if (!sandbox_load_path(L, lua_tostring(L, 4), lua_tostring(L, 5))) {
+        goto not_found;
+    }
+    /* Marked while it runs, so a cycle fails instead of recursing; a module
+     * that fails keeps the mark (the state is normally dropped then). */
+    lua_pushvalue(L, 1);
+    lua_pushlightuserdata(L, (void *)&sandbox_loading);
+    lua_rawset(L, 2);
+    lua_pushvalue(L, 1);
+    lua_call(L, 1, 1);
+    if (lua_isnil(L, -1)) {
+        lua_pushboolean(L, 1);
+        lua_replace(L, -2);
+    }
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, -2);
+    lua_rawset(L, 2);
+    return 1;
+
+not_found:
+    return luaL_error(L, "module '%s' not found (require only reaches operators/lib/)", name);
+}
+
+/* ---------------------------------------------------------------------------
+ * Base library replacements.
+ * ------------------------------------------------------------------------- */
+
+/* load(chunk [, chunkname [, mode [, env]]]): always text; the environment
+ * defaults to the sandbox globals. An explicit env is honoured: it can only
+ * hold values the operator already has. Upvalue 1: the stock load. */
+static int sandbox_base_load(lua_State *L)
+{
+    int has_env = !lua_isnone(L, 4);
+
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        sandbox_charge(L, (long)luaL_len(L, 1)); /* compiling is C work */
+    }
+    lua_settop(L, 4);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_pushvalue(L, 2);
+    lua_pushliteral(L, "t");
+    if (has_env) {
+        lua_pushvalue(L, 4);
+    } else {
+        lua_pushglobaltable(L);
+    }
+    lua_call(L, 4, LUA_MULTRET);
+    return lua_gettop(L) - 4;
+}
+
+static int sandbox_base_print(lua_State *L)
+{
+    struct sandbox *sb = sandbox_of(L);
+    int i, n = lua_gettop(L);
+    luaL_Buffer b;
+    size_t len;
+    const char *text;
+
+    if (!sb->print_fn) {
+        return 0;
+    }
+    luaL_buffinit(L, &b);
+    for (i = 1; i <= n; i++) {
+        if (i > 1) {
+            luaL_addchar(&b, '\t');
+        }
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&b);
+    }
+    luaL_pushresult(&b);
+    text = lua_tolstring(L, -1, &len);
+    sb->print_fn(sb->print_ud, text, len);
+    return 0;
+}
+
+/* collectgarbage(["collect" | "count"]); a collection is charged by heap size. */
+static int sandbox_base_collectgarbage(lua_State *L)
+{
+    static const char *const opts[] = {"collect", "count", NULL};
+    struct sandbox *sb = sandbox_of(L);
+
+    if (luaL_checkoption(L, 1, "collect", opts) == 1) {
+        int kb = lua_gc(L, LUA_GCCOUNT);
+        int rest = lua_gc(L, LUA_GCCOUNTB);
+        lua_pushnumber(L, (lua_Number)kb + (lua_Number)rest / 1024.0);
+        return 1;
+    }
+    sandbox_charge(L, (long)(sb->used / SANDBOX_GC_BYTES_PER_INSTRUCTION));
+    lua_gc(L, LUA_GCCOLLECT);
+    lua_pushinteger(L, 0);
+    return 1;
+}
+
+/* setmetatable as in lbaselib, refusing __gc (finalizers would run Lua at
+ * arbitrary moments, outside any run, even inside the engine's C calls). */
+static int sandbox_base_setmetatable(lua_State *L)
+{
+    int t = lua_type(L, 2);
+
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argexpected(L, t == LUA_TNIL || t == LUA_TTABLE, 2, "nil or table");
+    if (t == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL) {
+            return luaL_error(L, "__gc metamethods are not allowed in the sandbox");
+        }
+        lua_pop(L, 1);
+    }
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL) {
+        return luaL_error(L, "cannot change a protected metatable");
+    }
+    lua_settop(L, 2);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+/* Message handler xpcall installs in front of the operator's. A kill is
+ * raised from the count hook, and Lua runs a message handler before the
+ * pcall that restores hooks is reached: the operator's handler would run
+ * with hooks off. So while the run is killed it is skipped. Upvalue 1: the
+ * operator's handler. */
+static int sandbox_xpcall_handler(lua_State *L)
+{
+    if (sandbox_of(L)->killed) {
+        lua_settop(L, 1);
+        return 1;
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
+static int sandbox_xpcall_done(lua_State *L, int status, lua_KContext extra)
+{
+    if (status != LUA_OK && status != LUA_YIELD) {
+        lua_pushboolean(L, 0);
+        lua_pushvalue(L, -2);
+        return 2;
+    }
+    return lua_gettop(L) - (int)extra;
+}
+
+/* xpcall as in lbaselib (yieldable), with the handler wrapped. */
+static int sandbox_base_xpcall(lua_State *L)
+{
+    int n = lua_gettop(L);
+    int status;
+
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);
+    lua_pushcclosure(L, sandbox_xpcall_handler, 1);
+    lua_replace(L, 2);
+    lua_pushboolean(L, 1);
+    lua_pushvalue(L, 1);
+    lua_rotate(L, 3, 2);
+    status = lua_pcallk(L, n - 2, LUA_MULTRET, 2, 2, sandbox_xpcall_done);
+    return sandbox_xpcall_done(L, status, 2);
+}
+
+/* Raises the error for an assignment to global `key` (at idx); `globals` is
+ * the index of the real global table. */
+static int sandbox_global_error(lua_State *L, int globals, int key)
+{
+    const char *name = lua_type(L, key) == LUA_TSTRING ? lua_tostring(L, key) : "?";
+    int exists;
+
+    lua_pushvalue(L, key);
+    exists = lua_rawget(L, globals) != LUA_TNIL;
+    lua_pop(L, 1);
+    if (exists) {
+        return luaL_error(L, "attempt to modify global '%s' (the global table is read-only)", name);
+    }
+    return luaL_error(L, "attempt to create global '%s' (operators use locals)", name);
+}
+
+/* rawset, refusing the global proxy. Upvalue 1: the proxy; 2: the globals. */
+static int sandbox_base_rawset(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    luaL_checkany(L, 3);
+    if (lua_rawequal(L, 1, lua_upvalueindex(1))) {
+        return sandbox_global_error(L, lua_upvalueindex(2), 2);
+    }
+    lua_settop(L, 3);
+    lua_rawset(L, 1);
+    return 1;
+}
+
+/* ---------------------------------------------------------------------------
+ * String and table replacements for C loops the count hook cannot see.
+ * ------------------------------------------------------------------------- */
+
+static int sandbox_string_rep(lua_State *L)
+{
+    struct sandbox *sb = sandbox_of(L);
+    size_t l, lsep, total;
+    const char *s = luaL_checklstring(L, 1, &l);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    const char *sep = luaL_optlstring(L, 3, "", &lsep);
+    luaL_Buffer b;
+    char *p;
+
+    if (n <= 0 || l + lsep == 0) {
+        lua_pushliteral(L, "");
+        return 1;
+    }
+    if (l + lsep < l || (lua_Unsigned)n > (sb->rep_max + lsep) / (l + lsep)) {
+        return luaL_error(L, "string.rep result too large (the limit is %d bytes)",
+                          (int)sb->rep_max);
+    }
+    total = (size_t)n * (l + lsep) - lsep;
+    sandbox_charge(L, (long)(total / SANDBOX_COPY_BYTES_PER_INSTRUCTION));
+    p = luaL_buffinitsize(L, &b, total);
+    while (n-- > 1) {
+        memcpy(p, s, l);
+        p += l;
+        memcpy(p, sep, lsep);
+        p += lsep;
+    }
+    memcpy(p, s, l);
+    luaL_pushresultsize(&b, total);
+    return 1;
+}
+
+/* Calls the stock function (upvalue 1) with this call's arguments. */
+static int sandbox_call_stock(lua_State *L)
+{
+    int n = lua_gettop(L);
+
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, n, LUA_MULTRET);
+    return lua_gettop(L);
+}
+
+static long sandbox_span(lua_Integer from, lua_Integer to)
+{
+    lua_Unsigned d;
+
+    if (to < from) {
+        return 0;
+    }
+    d = (lua_Unsigned)to - (lua_Unsigned)from;
+    return d >= (lua_Unsigned)LONG_MAX ? LONG_MAX : (long)d + 1;
+}
+
+/* table.move(a1, f, e, t [, a2]) copies e - f + 1 elements in C. */
+static int sandbox_table_move(lua_State *L)
+{
+    int isnum_f, isnum_e;
+    lua_Integer f = lua_tointegerx(L, 2, &isnum_f);
+    lua_Integer e = lua_tointegerx(L, 3, &isnum_e);
+
+    if (isnum_f && isnum_e) {
+        sandbox_charge(L, sandbox_span(f, e));
+    }
+    return sandbox_call_stock(L);
+}
+
+/* table.insert(t, pos, v) and table.remove(t, pos) shift #t - pos elements,
+ * and #t is whatever __len says. Costs __len one extra call. */
+static int sandbox_table_shift(lua_State *L)
+{
+    int isnum;
+    lua_Integer pos, size;
+
+    if (lua_type(L, 1) == LUA_TTABLE &&
+        lua_gettop(L) >= 2 + lua_toboolean(L, lua_upvalueindex(2))) {
+        pos = lua_tointegerx(L, 2, &isnum);
+        if (isnum) {
+            size = luaL_len(L, 1);
+            sandbox_charge(L, sandbox_span(pos, size));
+        }
+    }
+    return sandbox_call_stock(L);
+}
+
+static int sandbox_table_sort(lua_State *L)
+{
+    lua_Integer n;
+    long cost = 0;
+
+    if (lua_type(L, 1) == LUA_TTABLE) {
+        n = luaL_len(L, 1);
+        if (n > 1) {
+            long bits = 0;
+            for (lua_Integer m = n; m > 0; m >>= 1) {
+                bits++;
+            }
+            cost = n > LONG_MAX / bits ? LONG_MAX : (long)n * bits;
+        }
+        sandbox_charge(L, cost);
+    }
+    return sandbox_call_stock(L);
+}
+
+/* ---------------------------------------------------------------------------
+ * The locked global table: an empty proxy over the real globals.
+ * ------------------------------------------------------------------------- */
+
+/* __newindex of the proxy. Upvalue 1: the real globals. */
+static int sandbox_globals_newindex(lua_State *L)
+{
+    return sandbox_global_error(L, lua_upvalueindex(1), 2);
+}
+
+/* The iterator pairs(_G) returns. Upvalue 1: the real globals (never
+ * handed out, or the operator could write to them). */
+static int sandbox_globals_next(lua_State *L)
+{
+    lua_settop(L, 2);
+    if (lua_next(L, lua_upvalueindex(1))) {
+        return 2;
+    }
+    lua_pushnil(L);
+    return 1;
+}
+
+/* __pairs of the proxy. Upvalue 1: sandbox_globals_next. */
+static int sandbox_globals_pairs(lua_State *L)
+{
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
+}
+
+/* ---------------------------------------------------------------------------
+ * The coroutine wrapper. Stock functions and the sentinel arrive as
+ * arguments and stay in upvalues; the chunk's _ENV is nil, so it depends on
+ * no global an operator could touch.
+ * ------------------------------------------------------------------------- */
+
+static const char sandbox_coroutine_prelude[] =
+    "local create, resume, yield, status, running, isyieldable, close,\n"
+    "      sentinel, mine, error, type = ...\n"
+    "local function refused(co)\n"
+    "  local m = mine[co]\n"
+    "  if m == 'parked' then\n"
+    "    return 'cannot resume or close a coroutine that is waiting for the engine'\n"
+    "  elseif not m and type(co) == 'thread' then\n"
+    "    return 'cannot resume or close a coroutine the operator did not create'\n"
+    "  end\n"
+    "end\n"
+    "local function unpark(co, ...)\n"
+    "  mine[co] = true\n"
+    "  return ...\n"
+    "end\n"
+    "local function relay(co, ok, ...)\n"
+    "  if ok and ... == sentinel and status(co) == 'suspended' then\n"
+    "    if not isyieldable() then\n"
+    "      error('cannot wait for the engine here: this coroutine was resumed inside a C call"
+    " (table.sort, string.gsub, a metamethod, a module body)', 0)\n"
+    "    end\n"
+    "    mine[co] = 'parked'\n"
+    "    return relay(co, resume(co, unpark(co, yield(...))))\n"
+    "  end\n"
+    "  return ok, ...\n"
+    "end\n"
+    "local function finish(co, ok, ...)\n"
+    "  if ok then return ... end\n"
+    "  error((...), 2)\n"
+    "end\n"
+    "local lib = { yield = yield, status = status, running = running,\n"
+    "              isyieldable = isyieldable }\n"
+    "function lib.create(f)\n"
+    "  local co = create(f)\n"
+    "  mine[co] = true\n"
+    "  return co\n"
+    "end\n"
+    "function lib.resume(co, ...)\n"
+    "  local why = refused(co)\n"
+    "  if why then return false, why end\n"
+    "  return relay(co, resume(co, ...))\n"
+    "end\n"
+    "function lib.wrap(f)\n"
+    "  local co = create(f)\n"
+    "  mine[co] = true\n"
+    "  return function(...)\n"
+    "    local why = refused(co)\n"
+    "    if why then error(why, 2) end\n"
+    "    return finish(co, relay(co, resume(co, ...)))\n"
+    "  end\n"
+    "end\n"
+    "function lib.close(co)\n"
+    "  local why = refused(co)\n"
+    "  if why then error(why, 2) end\n"
+    "  if status(co) == 'dead' then return true end\n"
+    "  return close(co)\n"
+    "end\n"
+    "return lib\n";
+
+/*
+ * The resume the prelude uses: while `co` runs, its primitives may yield to
+ * the engine only if this thread can relay the yield on up, so a primitive
+ * called in a coroutine resumed inside a C call (a table.sort comparator)
+ * fails at its guard, before it starts any work. Upvalue 1: the stock resume.
+ */
+static int sandbox_co_resume(lua_State *L)
+{
+    struct sandbox *sb = sandbox_of(L);
+    int saved = sb->may_yield;
+    int n = lua_gettop(L);
+
+    sb->may_yield = saved && lua_isyieldable(L);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, n, LUA_MULTRET);
+    sb->may_yield = saved; /* an error skips this: the enclosing run restores it */
+    return lua_gettop(L);
+}
+
+/* Pushes the wrapped coroutine library; `base` indexes the stock base library. */
+static void sandbox_open_coroutine(lua_State *L, int base)
+{
+    static const char *const stock[] = {"create",  "resume",      "yield", "status",
+                                        "running", "isyieldable", "close", NULL};
+    int i, lib;
+
+    if (luaL_loadbufferx(L, sandbox_coroutine_prelude, sizeof sandbox_coroutine_prelude - 1,
+                         "=[sandbox coroutine]", "t") != LUA_OK) {
+        lua_error(L);
+    }
+    lua_pushnil(L);
+    lua_setupvalue(L, -2, 1); /* _ENV */
+    lua_pushcfunction(L, luaopen_coroutine);
+    lua_call(L, 0, 1);
+    lib = lua_gettop(L);
+    for (i = 0; stock[i]; i++) {
+        lua_getfield(L, lib, stock[i]);
+        if (strcmp(stock[i], "resume") == 0) {
+            lua_pushcclosure(L, sandbox_co_resume, 1);
+        }
+    }
+    lua_remove(L, lib);
+    sandbox_push_yield_sentinel(L);
+    lua_newtable(L); /* mine: the coroutines the operator created, weakly */
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_getfield(L, base, "error");
+    lua_getfield(L, base, "type");
+    lua_call(L, 11, 1);
+}
+
+/* ---------------------------------------------------------------------------
+ * Setup: allow-lists copied into fresh tables.
+ * ------------------------------------------------------------------------- */
+
+static const char *const sandbox_base_allow[] = {
+    "assert", "error",  "getmetatable", "ipairs",   "next",     "pairs", "pcall",    "rawequal",
+    "rawget", "rawlen", "select",       "tonumber", "tostring", "type",  "_VERSION", NULL,
+};
+
+static const char *const sandbox_string_allow[] = {
+    "byte", "char",    "find", "format", "gmatch", "gsub",     "len",    "lower", "match",
+    "rep",  "reverse", "sub",  "upper",  "pack",   "packsize", "unpack", NULL,
+};
+
+static const char *const sandbox_table_allow[] = {
+    "concat", "insert", "move", "pack", "remove", "sort", "unpack", NULL,
+};
+
+static const char *const sandbox_os_allow[] = {"time", "clock", "date", NULL};
+
+static int sandbox_allowed(const char *const *list, const char *name)
+{
+    for (; *list; list++) {
+        if (strcmp(*list, name) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Copies the allow-listed string keys of table `from` into table `to`. */
+static void sandbox_copy(lua_State *L, int from, int to, const char *const *allow)
+{
+    lua_pushnil(L);
+    while (lua_next(L, from)) {
+        if (lua_type(L, -2) == LUA_TSTRING && sandbox_allowed(allow, lua_tostring(L, -2))) {
+            lua_pushvalue(L, -2);
+            lua_insert(L, -2);
+            lua_rawset(L, to);
+        } else {
+            lua_pop(L, 1);
+        }
+    }
+}
+
+/* Removes, in place, every key of table `t` that is not allow-listed. */
+static void sandbox_filter(lua_State *L, int t, const char *const *allow)
+{
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) != LUA_TSTRING || !sandbox_allowed(allow, lua_tostring(L, -1))) {
+            lua_pushvalue(L, -1);
+            lua_pushnil(L);
+            lua_rawset(L, t); /* clearing a field during traversal is allowed */
+        }
+    }
+}
+
+static void sandbox_set_closure(lua_State *L, int t, const char *name, lua_CFunction fn, int nup)
+{
+    lua_pushcclosure(L, fn, nup);
+    lua_setfield(L, t, name);
+}
+
+static void sandbox_open_base(lua_State *L, int g, int proxy)
+{
+    int base;
+
+    luaL_requiref(L, LUA_GNAME, luaopen_base, 0);
+    base = lua_gettop(L);
+    sandbox_copy(L, base, g, sandbox_base_allow);
+    lua_getfield(L, base, "load");
+    sandbox_set_closure(L, g, "load", sandbox_base_load, 1);
+    sandbox_set_closure(L, g, "print", sandbox_base_print, 0);
+    sandbox_set_closure(L, g, "collectgarbage", sandbox_base_collectgarbage, 0);
+    sandbox_set_closure(L, g, "setmetatable", sandbox_base_setmetatable, 0);
+    sandbox_set_closure(L, g, "xpcall", sandbox_base_xpcall, 0);
+    sandbox_set_closure(L, g, "require", sandbox_require, 0);
+    lua_pushvalue(L, proxy);
+    lua_pushvalue(L, g);
+    sandbox_set_closure(L, g, "rawset", sandbox_base_rawset, 2);
+    sandbox_open_coroutine(L, base);
+    lua_setfield(L, g, LUA_COLIBNAME);
+    lua_pop(L, 1);
+}
+
+static void sandbox_open_string(lua_State *L, int g)
+{
+    struct sandbox *sb = sandbox_of(L);
+
+    int s;
+
+    luaL_requiref(L, LUA_STRLIBNAME, luaopen_string, 0);
+    s = lua_gettop(L);
+    lpattern_install(L, sb->pattern_steps);
+    lua_settop(L, s);
+    sandbox_filter(L, s, sandbox_string_allow);
+    sandbox_set_closure(L, s, "rep", sandbox_string_rep, 0);
+    lua_setfield(L, g, LUA_STRLIBNAME);
+
+    /* getmetatable("") now returns false, and the metatable is out of reach. */
+    lua_pushliteral(L, "");
+    lua_getmetatable(L, -1);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_pop(L, 2);
+}
+
+/* The stock table library stays in the registry's loaded table, where
+ * argument errors of the stock functions find their names. */
+static void sandbox_open_table(lua_State *L, int g)
+{
+    int stock, t;
+
+    luaL_requiref(L, LUA_TABLIBNAME, luaopen_table, 0);
+    stock = lua_gettop(L);
+    lua_newtable(L);
+    t = lua_gettop(L);
+    sandbox_copy(L, stock, t, sandbox_table_allow);
+    lua_getfield(L, stock, "move");
+    sandbox_set_closure(L, t, "move", sandbox_table_move, 1);
+    lua_getfield(L, stock, "insert");
+    lua_pushboolean(L, 1); /* the shifting form has three arguments */
+    sandbox_set_closure(L, t, "insert", sandbox_table_shift, 2);
+    lua_getfield(L, stock, "remove");
+    lua_pushboolean(L, 0);
+    sandbox_set_closure(L, t, "remove", sandbox_table_shift, 2);
+    lua_getfield(L, stock, "sort");
+    sandbox_set_closure(L, t, "sort", sandbox_table_sort, 1);
+    lua_setfield(L, g, LUA_TABLIBNAME);
+    lua_pop(L, 1);
+}
+
+static void sandbox_open_rest(lua_State *L, int g)
+{
+    luaL_requiref(L, LUA_MATHLIBNAME, luaopen_math, 0);
+    lua_setfield(L, g, LUA_MATHLIBNAME);
+    luaL_requiref(L, LUA_UTF8LIBNAME, luaopen_utf8, 0);
+    lua_setfield(L, g, LUA_UTF8LIBNAME);
+
+    lua_pushcfunction(L, luaopen_os); /* not registered anywhere */
+    lua_call(L, 0, 1);
+    lua_newtable(L);
+    sandbox_copy(L, lua_gettop(L) - 1, lua_gettop(L), sandbox_os_allow);
+    lua_setfield(L, g, LUA_OSLIBNAME);
+    lua_pop(L, 1);
+}
+
+/* Makes `proxy` the only global table operators see. */
+static void sandbox_lock_globals(lua_State *L, int g, int proxy)
+{
+    lua_pushvalue(L, proxy);
+    lua_setfield(L, g, LUA_GNAME);
+
+    lua_createtable(L, 0, 4);
+    lua_pushvalue(L, g);
+    lua_setfield(L, -2, "__index");
+    lua_pushvalue(L, g);
+    sandbox_set_closure(L, lua_gettop(L) - 1, "__newindex", sandbox_globals_newindex, 1);
+    lua_pushvalue(L, g);
+    lua_pushcclosure(L, sandbox_globals_next, 1);
+    sandbox_set_closure(L, lua_gettop(L) - 1, "__pairs", sandbox_globals_pairs, 1);
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "__metatable");
+    lua_setmetatable(L, proxy);
+
+    lua_pushvalue(L, proxy);
+    lua_rawseti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+
+    /* The stock base table is garbage now; only C code could reach the rest. */
+    lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+    lua_pushnil(L);
+    lua_setfield(L, -2, LUA_GNAME);
+    lua_pop(L, 1);
+}
+
+int sandbox_open_libs(lua_State *L)
+{
+    int g, proxy;
+
+    lua_settop(L, 0);
+    lua_newtable(L);
+    g = lua_gettop(L);
+    lua_newtable(L);
+    proxy = lua_gettop(L);
+    lua_newtable(L);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &sandbox_key_loaded);
+
+    sandbox_open_base(L, g, proxy);
+    sandbox_open_string(L, g);
+    sandbox_open_table(L, g);
+    sandbox_open_rest(L, g);
+    sandbox_lock_globals(L, g, proxy);
+    lua_settop(L, 0);
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------
+ * x.json: a configured lua-cjson.
+ * ------------------------------------------------------------------------- */
+
+/* cjson's decode (upvalue 1), charged one instruction per input byte before
+ * it runs. Its errors are re-raised with the caller's position, which a C
+ * caller in between would otherwise hide. */
+static int sandbox_json_decode(lua_State *L)
+{
+    int n = lua_gettop(L);
+
+    if (lua_type(L, 1) == LUA_TSTRING) {
+        sandbox_charge(L, (long)luaL_len(L, 1));
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    if (lua_pcall(L, n, LUA_MULTRET, 0) != LUA_OK) {
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            luaL_where(L, 1);
+            lua_insert(L, -2);
+            lua_concat(L, 2);
+        }
+        return lua_error(L);
+    }
+    return lua_gettop(L);
+}
+
+static void sandbox_cjson_option(lua_State *L, int cjson, const char *name, int boolean,
+                                 lua_Integer value)
+{
+    lua_getfield(L, cjson, name);
+    if (boolean) {
+        lua_pushboolean(L, (int)value);
+    } else {
+        lua_pushinteger(L, value);
+    }
+    lua_call(L, 1, 0);
+}
+
+void sandbox_push_cjson(lua_State *L)
+{
+    static const char *const keep[] = {"encode", "decode", "null", "_NAME", "_VERSION", NULL};
+    int cjson;
+
+    lua_pushcfunction(L, luaopen_cjson);
+    lua_call(L, 0, 1);
+    cjson = lua_gettop(L);
+    sandbox_cjson_option(L, cjson, "decode_max_depth", 0, SANDBOX_CJSON_DEPTH);
+    sandbox_cjson_option(L, cjson, "encode_max_depth", 0, SANDBOX_CJSON_DEPTH);
+    sandbox_cjson_option(L, cjson, "encode_keep_buffer", 1, 0);
+    sandbox_cjson_option(L, cjson, "encode_sparse_array", 1, 1);
+    lua_createtable(L, 0, 5);
+    sandbox_copy(L, cjson, lua_gettop(L), keep);
+    lua_getfield(L, cjson, "decode");
+    sandbox_set_closure(L, lua_gettop(L) - 1, "decode", sandbox_json_decode, 1);
+    lua_remove(L, cjson);
+}
