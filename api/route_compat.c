@@ -22,6 +22,7 @@
  * status and the config only.
  */
 #include "api.h"
+#include "route_compat.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -189,15 +190,13 @@ static void compat_float(struct jbuf *b, double v)
     }
 }
 
-/* Sends a FastAPI-style error: {"detail": message}. */
-static void compat_detail(struct api_resp *resp, int status, const char *message)
+/* A FastAPI-style error body: {"detail": message}. */
+static void compat_detail(struct jbuf *body, const char *message)
 {
-    resp->status = status;
-    resp->content_type = "application/json";
-    jbuf_reset(&resp->body);
-    jbuf_adds(&resp->body, "{\"detail\":");
-    jbuf_str(&resp->body, message);
-    jbuf_adds(&resp->body, "}");
+    jbuf_reset(body);
+    jbuf_adds(body, "{\"detail\":");
+    jbuf_str(body, message);
+    jbuf_adds(body, "}");
 }
 
 /* ---- GET /currency ------------------------------------------------------ */
@@ -307,50 +306,55 @@ static void render_currency(struct jbuf *b, const struct compat_rates *rates)
  * GET /currency?exchange=&pair= — both optional. An unknown exchange or a
  * pair that is not BASE_QUOTE (also BASE/QUOTE, BASE-QUOTE, any case) is a
  * 400 with the old service's messages; a well-formed pair nobody lists is an
- * empty result.
+ * empty result. Shared with WS /currency_listener (route_compat.h).
  */
-void api_route_currency(struct api_req *req, struct api_resp *resp)
+int api_compat_currency(const struct api_ctx *ctx, const char *exchange, const char *pair_in,
+                        int64_t now_ms, struct jbuf *body)
 {
-    const struct api_ctx *ctx = req->ctx;
-    const char *exchange = api_query(req, "exchange");
-    const char *pair_in = api_query(req, "pair");
     char pair[TICKER_PAIR_MAX], swapped[TICKER_PAIR_MAX], msg[160];
     struct compat_names names;
     struct compat_rates rates = {0};
+    int status = 400;
 
     names_collect(ctx, false, &names);
     if (exchange && !names_has(&names, exchange) && !operator_known(ctx, exchange)) {
         snprintf(msg, sizeof msg, "passed exchange name(%.64s) not found in a system", exchange);
-        compat_detail(resp, 400, msg);
+        compat_detail(body, msg);
         goto done;
     }
     if (pair_in && (ticker_pair_canonical(pair_in, pair, sizeof pair) < 0 ||
                     ticker_pair_swap(pair, swapped, sizeof swapped) < 0)) {
-        compat_detail(resp, 400,
-                      "pair string should be in format COIN1_COIN2 (also COIN1/COIN2 or "
-                      "COIN1-COIN2; letters and digits, 1 to 15 each)");
+        compat_detail(body, "pair string should be in format COIN1_COIN2 (also COIN1/COIN2 or "
+                            "COIN1-COIN2; letters and digits, 1 to 15 each)");
         goto done;
     }
 
     if (pair_in) {
         for (size_t i = 0; i < names.n; i++) {
             if (!exchange || strcmp(exchange, names.name[i]) == 0) {
-                rate_for_pair(ctx, req->now_ms, names.name[i], pair, swapped, &rates);
+                rate_for_pair(ctx, now_ms, names.name[i], pair, swapped, &rates);
             }
         }
     } else {
-        struct compat_scan scan = {.cfg = ctx->cfg, .now_ms = req->now_ms, .out = &rates};
+        struct compat_scan scan = {.cfg = ctx->cfg, .now_ms = now_ms, .out = &rates};
         store_scan(ctx->store, exchange, scan_one, &scan);
     }
     if (rates.n) {
         qsort(rates.v, rates.n, sizeof *rates.v, rate_cmp);
     }
-    resp->status = 200;
-    resp->content_type = "application/json";
-    render_currency(&resp->body, &rates);
+    status = 200;
+    render_currency(body, &rates);
 done:
     free(rates.v);
     free(names.name);
+    return status;
+}
+
+void api_route_currency(struct api_req *req, struct api_resp *resp)
+{
+    resp->status = api_compat_currency(req->ctx, api_query(req, "exchange"), api_query(req, "pair"),
+                                       req->now_ms, &resp->body);
+    resp->content_type = "application/json";
 }
 
 /* ---- GET /aviable_exchanges (sic: the old service's spelling) ----------- */

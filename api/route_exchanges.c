@@ -112,6 +112,9 @@ static void render_exchange(struct jbuf *b, const struct api_ctx *ctx, const str
         jbuf_adds(b, "null");
     }
     if (detail) {
+        jbuf_addf(b, ",\"streams_open\":%d,\"stream_messages\":%llu,\"frames_dropped\":%llu",
+                  st->streams_open, (unsigned long long)st->stream_messages,
+                  (unsigned long long)st->frames_dropped);
         jbuf_addf(b, ",\"unmapped_total\":%llu,\"unmapped\":[",
                   (unsigned long long)st->unmapped_total);
         for (size_t i = 0; i < st->n_unmapped && i < OP_UNMAPPED_MAX; i++) {

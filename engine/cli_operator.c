@@ -105,7 +105,7 @@ static int check(const char *file)
     return 0;
 }
 
-static void print_ticker(struct operator *op, const struct ticker *t, void *data)
+static void print_ticker(struct operator *op, const struct ticker *t, int changed, void *data)
 {
     struct run_ctx *rc = data;
     struct jbuf b;

@@ -5,12 +5,13 @@
  * the REST server (libmicrohttpd threads), the front door on the one port
  * (its port goes to port_file), then the operators.
  *
- * Shutdown order matters. On SIGINT or SIGTERM /readyz turns 503 and the
- * front door stops accepting; when the loop returns, the front door and
- * the REST server go first (no thread reads the store after that), then
- * operators (they use the HTTP client and the store), the HTTP client (it
- * cancels what is in flight), the loop (closing whatever handles remain)
- * and last the store.
+ * Shutdown order matters. On SIGINT or SIGTERM /readyz turns 503, the
+ * front door stops accepting and WebSocket clients get close 1001, with a
+ * short grace for the close frames to leave; when the loop returns, the
+ * front door, the subscription and REST servers go first (no thread reads
+ * the store after that), then operators (they use the HTTP and WebSocket
+ * clients and the store), the clients (they cancel what is in flight), the
+ * loop (closing whatever handles remain) and last the store.
  */
 #include "engine.h"
 
@@ -34,9 +35,14 @@
 #include "operators.h"
 #include "rest.h"
 #include "store.h"
+#include "ws_client.h"
+#include "ws_server.h"
 #include "xalloc.h"
 
 #define LAG_TICK_MS 100
+/* Time WebSocket clients get to receive their 1001 close before the loop
+ * stops. */
+#define CLOSE_GRACE_MS 200
 
 struct engine {
     struct config *cfg;
@@ -55,6 +61,9 @@ struct engine {
     struct api_ctx api;
     struct rest *rest;
     struct front_door *door;
+    struct ws_client *ws;      /* operators' outbound streams */
+    struct ws_server *wss;     /* clients' subscriptions */
+    struct loop_timer *grace;  /* shutdown: lets close frames go out */
 };
 
 static void on_rest(int fd, const struct sockaddr *addr, socklen_t len, void *ctx)
@@ -63,13 +72,54 @@ static void on_rest(int fd, const struct sockaddr *addr, socklen_t len, void *ct
     rest_add_connection(e->rest, fd, addr, len);
 }
 
+static void on_ws(int fd, const struct sockaddr *addr, socklen_t len, void *ctx)
+{
+    struct engine *e = ctx;
+    ws_server_adopt(fd, addr, len, e->wss);
+}
+
+/* The emit path: every stored change goes to the subscribers at once. */
+static void on_ticker(struct operator *op, const struct ticker *t, int changed, void *ctx)
+{
+    struct engine *e = ctx;
+    if (changed && e->wss) {
+        ws_server_publish(e->wss, t);
+    }
+}
+
+static void on_status(const char *exchange, const char *state, const char *reason, void *ctx)
+{
+    struct engine *e = ctx;
+    if (e->wss) {
+        ws_server_status(e->wss, exchange, state, reason);
+    }
+}
+
+static void on_removed(const char *exchange, void *ctx)
+{
+    struct engine *e = ctx;
+    if (e->wss) {
+        ws_server_removed(e->wss, exchange);
+    }
+}
+
+static void on_grace_over(struct loop_timer *t, void *data)
+{
+    struct engine *e = data;
+    loop_stop(e->loop);
+}
+
 static void on_shutdown(struct loop_signal *sig, int signum, void *data)
 {
     struct engine *e = data;
+    if (e->api.draining) {
+        return;
+    }
     log_info("engine", "signal %d: shutting down", signum);
     e->api.draining = 1;
     front_door_stop_accepting(e->door);
-    loop_stop(e->loop);
+    ws_server_shutdown(e->wss);
+    loop_timer_start(e->grace, CLOSE_GRACE_MS, 0);
 }
 
 static void on_reload_done(const char *summary, void *data)
@@ -142,9 +192,13 @@ static int start_api(struct engine *e, char *err, size_t errlen)
     if (!e->rest) {
         return -1;
     }
+    e->wss = ws_server_new(e->loop, &e->api, err, errlen);
+    if (!e->wss) {
+        return -1;
+    }
     struct front_door_limits lim = {.max_head_bytes = (size_t)cfg->limits.max_header_bytes,
                                     .head_timeout_ms = (uint64_t)cfg->limits.head_timeout_ms};
-    struct front_door_ops ops = {.rest = on_rest, .ctx = e};
+    struct front_door_ops ops = {.rest = on_rest, .ws = on_ws, .ctx = e};
     e->door = front_door_new(e->loop, cfg->listen_host, cfg->listen_port, &lim, &ops, err, errlen);
     if (!e->door) {
         return -1;
@@ -172,6 +226,11 @@ struct engine *engine_new(struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot initialise the event loop or libcurl");
         goto fail;
     }
+    struct ws_client_options ws = {.ca_file = cfg->ca_file, .proxy = cfg->proxy};
+    e->ws = ws_client_new(e->loop, &ws, err, errlen);
+    if (!e->ws) {
+        goto fail;
+    }
     e->lib_dir = xmalloc(n);
     snprintf(e->lib_dir, n, "%s/lib", cfg->operators_dir);
     struct op_env env = {
@@ -179,8 +238,13 @@ struct engine *engine_new(struct config *cfg, char *err, size_t errlen)
         .store = e->store,
         .http = e->http,
         .kv = e->kv,
+        .ws = e->ws,
         .config = cfg,
         .lib_dir = e->lib_dir,
+        .on_ticker = on_ticker,
+        .on_status = on_status,
+        .on_removed = on_removed,
+        .ctx = e,
     };
     e->operators = operators_new(&env, cfg->operators_dir);
     if (start_api(e, err, errlen) != 0) {
@@ -189,6 +253,7 @@ struct engine *engine_new(struct config *cfg, char *err, size_t errlen)
     e->sigint = loop_signal_new(e->loop, SIGINT, on_shutdown, e);
     e->sigterm = loop_signal_new(e->loop, SIGTERM, on_shutdown, e);
     e->sighup = loop_signal_new(e->loop, SIGHUP, on_sighup, e);
+    e->grace = loop_timer_new(e->loop, on_grace_over, e);
     e->lag_timer = loop_timer_new(e->loop, on_lag_tick, e);
     e->lag_expected_ms = loop_now_ms(e->loop) + LAG_TICK_MS;
     loop_timer_start(e->lag_timer, LAG_TICK_MS, LAG_TICK_MS);
@@ -214,13 +279,16 @@ void engine_free(struct engine *e)
     }
     e->api.draining = 1;
     front_door_free(e->door);
+    ws_server_free(e->wss);
     rest_free(e->rest);
     operators_free(e->operators);
+    ws_client_free(e->ws);
     api_loop_free(e->api.loop);
     api_metrics_free(e->api.metrics);
     auth_free(e->api.auth);
     http_client_free(e->http);
     loop_timer_free(e->lag_timer);
+    loop_timer_free(e->grace);
     loop_signal_free(e->sigint);
     loop_signal_free(e->sigterm);
     loop_signal_free(e->sighup);

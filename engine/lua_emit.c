@@ -304,7 +304,7 @@ static int emit_one(lua_State *L, int idx, struct operator *op, const char **why
     op->last_source = t.source;
     op_record_data(op);
     if (op->env.on_ticker) {
-        op->env.on_ticker(op, &t, op->env.ctx);
+        op->env.on_ticker(op, &t, changed, op->env.ctx);
     }
     return changed;
 }

@@ -47,6 +47,7 @@ struct op_stream {
     bool delivered;           /* a message arrived on this connection */
     uint64_t last_message_ms; /* loop time */
     uint64_t last_ping_ms;
+    uint64_t dropped_seen; /* the connection's oversize count already added */
     uint64_t rng;
 };
 
@@ -157,6 +158,7 @@ static void on_ws_open(struct ws_conn *conn, void *data)
     lua_ws_push(op->L, s);
     s->ws_ref = luaL_ref(op->L, LUA_REGISTRYINDEX);
     s->delivered = false;
+    s->dropped_seen = 0;
     s->last_message_ms = s->last_ping_ms = loop_now_ms(op->env.loop);
     count_open(op);
     char comp[48];
@@ -168,11 +170,11 @@ static void on_ws_open(struct ws_conn *conn, void *data)
         return;
     }
     s->opening = task;
+    task->source = TICKER_SOURCE_STREAM;
     lua_rawgeti(op->L, LUA_REGISTRYINDEX, op->x_ref);
     lua_xmove(op->L, task->co, 1);
     push_ref(op, task->co, s->ws_ref);
     push_ref(op, task->co, s->conn_ref);
-    op->emit_source = TICKER_SOURCE_STREAM;
     op_task_run(task, 3);
 }
 
@@ -183,6 +185,7 @@ static void on_ws_message(struct ws_conn *conn, const char *msg, size_t len, boo
     struct operator *op = s->op;
 
     s->last_message_ms = loop_now_ms(op->env.loop);
+    op->facts.stream_messages++;
     if (!s->delivered) {
         s->delivered = true;
         s->failures = 0;
@@ -202,7 +205,12 @@ static void on_ws_close(struct ws_conn *conn, int code, const char *reason, void
     struct op_stream *s = data;
     struct operator *op = s->op;
     char comp[48];
+    struct ws_conn_stats st;
 
+    ws_conn_stats(conn, &st);
+    if (st.dropped_oversize > s->dropped_seen) {
+        op->facts.frames_dropped += st.dropped_oversize - s->dropped_seen;
+    }
     s->conn = NULL;
     if (s->ws_ref != LUA_NOREF) {
         push_ref(op, op->L, s->ws_ref);
@@ -248,6 +256,12 @@ static void on_watch(struct loop_timer *t, void *data)
 
     if (s->ws_ref == LUA_NOREF || !s->conn) {
         return;
+    }
+    struct ws_conn_stats st;
+    ws_conn_stats(s->conn, &st);
+    if (st.dropped_oversize > s->dropped_seen) {
+        op->facts.frames_dropped += st.dropped_oversize - s->dropped_seen;
+        s->dropped_seen = st.dropped_oversize;
     }
     if (now - s->last_message_ms > idle_ms) {
         char msg[96];

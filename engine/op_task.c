@@ -87,11 +87,16 @@ static void task_step(struct op_task *task, int nargs)
     char err[512];
     int nres = 0;
     struct op_task *outer = op->running;
+    enum ticker_source outer_source = op->emit_source;
     double t0 = mono_ms();
 
+    /* Set on every resume: a poll that waited on x.http while stream
+     * messages arrived must still emit as a poll. */
     op->running = task;
+    op->emit_source = task->source;
     int rc = sandbox_resume(op->L, task->co, nargs, &nres, err, sizeof err);
     op->running = outer;
+    op->emit_source = outer_source;
     op_note_callback(op, mono_ms() - t0);
 
     if (rc == SANDBOX_YIELDED) {

@@ -381,7 +381,6 @@ static void run_poll(struct operator *op)
     }
     struct op_task *task = op_task_new(op, "poll()", poll_done, op);
     op->poll_task = task;
-    op->emit_source = TICKER_SOURCE_POLL;
     push_callback(op, task->co, "poll");
     push_x(op, task->co);
     op_task_run(task, 1);
@@ -544,6 +543,9 @@ void op_status(const struct operator *op, int64_t now_ms, struct op_status *out)
     out->callbacks = f->callbacks;
     out->callback_max_ms = f->callback_max_ms;
     out->slow_callbacks = f->slow_callbacks;
+    out->streams_open = op->streams_open;
+    out->stream_messages = f->stream_messages;
+    out->frames_dropped = f->frames_dropped;
     out->memory_bytes = op->L ? sandbox_memory_used(op->L) : 0;
     out->n_unmapped = f->n_unmapped;
     memcpy(out->unmapped, f->unmapped, sizeof out->unmapped);

@@ -52,8 +52,12 @@ struct op_env {
     const char *lib_dir; /* operators/lib, for require */
     /* Called after each emit batch that changed the store (may be NULL). */
     void (*on_batch)(struct operator *op, int changed, void *ctx);
-    /* Called for every accepted ticker (the author's `operator run`). */
-    void (*on_ticker)(struct operator *op, const struct ticker *t, void *ctx);
+    /* Called for every accepted ticker; changed = 0 when only `received`
+     * moved (the subscription server pushes changes only). */
+    void (*on_ticker)(struct operator *op, const struct ticker *t, int changed, void *ctx);
+    /* The registry's view changed: an operator's state, or its removal. */
+    void (*on_status)(const char *exchange, const char *state, const char *reason, void *ctx);
+    void (*on_removed)(const char *exchange, void *ctx);
     void *ctx;
 };
 
@@ -98,6 +102,9 @@ struct op_status {
     uint64_t callbacks;
     double callback_max_ms; /* the longest callback so far */
     uint64_t slow_callbacks; /* callbacks that held the loop > 100 ms */
+    int streams_open;
+    uint64_t stream_messages;
+    uint64_t frames_dropped; /* stream messages over max_frame_bytes */
     size_t memory_bytes;
     size_t n_unmapped;
     struct op_unmapped unmapped[OP_UNMAPPED_MAX];

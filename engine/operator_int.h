@@ -55,6 +55,8 @@ struct op_facts {
     uint64_t callbacks;
     double callback_max_ms;
     uint64_t slow_callbacks;
+    uint64_t stream_messages;
+    uint64_t frames_dropped;
     size_t n_unmapped;
     struct op_unmapped unmapped[OP_UNMAPPED_MAX];
 };
@@ -117,6 +119,7 @@ struct op_task {
     lua_State *co;
     int co_ref;
     const char *what;
+    enum ticker_source source; /* what its emits are attributed to */
     op_task_done_fn done;
     void *data;
     /* What the task waits on, cancelled if the operator goes away. */

@@ -40,6 +40,8 @@ struct entry {
     int64_t error_at;
     bool reloading; /* part of an operators_reload_all round */
     const struct operator *markets_of; /* whose markets were last published */
+    int last_state; /* as last published, for on_status; -1 before */
+    char last_reason[OP_REASON_MAX];
     uint64_t markets_gen;
     char result[OP_REASON_MAX];
 };
@@ -108,6 +110,7 @@ static struct entry *entry_add(struct operators *reg, const char *name)
     snprintf(e->name, sizeof e->name, "%s", name);
     e->file = xstrdup(path);
     e->debounce = loop_timer_new(reg->env.loop, on_debounce, e);
+    e->last_state = -1;
     reg->entries[reg->n++] = e;
     return e;
 }
@@ -131,6 +134,9 @@ static void entry_remove(struct operators *reg, struct entry *e)
     }
     store_remove_exchange(reg->env.store, e->name);
     kv_drop_exchange(reg->env.kv, e->name);
+    if (reg->env.on_removed) {
+        reg->env.on_removed(e->name, reg->env.ctx);
+    }
     log_info("operators", "%s: file removed; exchange and its data dropped", e->name);
     entry_free(e);
     publish(reg);
@@ -243,6 +249,11 @@ static void reload_entry(struct entry *e)
         return;
     }
     e->candidate = op;
+    if (!op_enabled(op)) {
+        /* A disabled operator runs nothing, markets() included. */
+        on_candidate_ready(op, 1, NULL, e);
+        return;
+    }
     op_prepare(op, on_candidate_ready, e);
 }
 
@@ -456,7 +467,16 @@ static void publish(struct operators *reg)
     int64_t now = loop_wall_ms();
     struct op_status *fresh = xcalloc(reg->n ? reg->n : 1, sizeof *fresh);
     for (size_t i = 0; i < reg->n; i++) {
-        entry_status(reg->entries[i], now, &fresh[i]);
+        struct entry *e = reg->entries[i];
+        entry_status(e, now, &fresh[i]);
+        if ((int)fresh[i].state != e->last_state || strcmp(fresh[i].reason, e->last_reason)) {
+            e->last_state = (int)fresh[i].state;
+            snprintf(e->last_reason, sizeof e->last_reason, "%s", fresh[i].reason);
+            if (reg->env.on_status) {
+                reg->env.on_status(e->name, op_state_name(fresh[i].state), fresh[i].reason,
+                                   reg->env.ctx);
+            }
+        }
     }
     pthread_mutex_lock(&reg->lock);
     struct op_status *old = reg->published;

@@ -1,8 +1,19 @@
--- Binance spot, REST polling (operator API spec 1, docs/operators.md).
+-- Binance spot: a bookTicker stream, with REST polling for what the stream
+-- does not deliver (operator API spec 1, docs/operators.md).
 --
 -- markets(): /api/v3/exchangeInfo, symbols with status TRADING, split by the
 -- exchange's own baseAsset/quoteAsset ("BTCUSDT" has no separator, so the
 -- split is never guessed).
+--
+-- stream: <symbol>@bookTicker combined streams, the streams named in the URL
+-- (/stream?streams=a@bookTicker/b@bookTicker, lower-case symbols), for every
+-- market or, with a pairs allow-list, for the allowed ones; at most
+-- options.streams_per_conn streams per socket (Binance allows 1024) and a
+-- URL of at most options.max_url_bytes (the handshake must fit a 4 KiB
+-- libwebsockets buffer; 200 real symbols make about 4 KB). A
+-- message {"stream":"x@bookTicker","data":{"u","s","b","B","a","A"}} is the
+-- best bid/ask and their sizes; it has no time, so ts is nil. Other streams
+-- and {"result":null,"id":1} acks are ignored.
 --
 -- poll() has two strategies (DESIGN 6, the pairs allow-list is a hint):
 --   * a short allow-list (at most options.per_symbol_max pairs): per symbol,
@@ -11,6 +22,12 @@
 --     into one ticker. Two light requests per pair instead of the all-symbol
 --     body, which Binance weighs 80 and which is large.
 --   * otherwise: one /api/v3/ticker/24hr for every symbol, emitted in one batch.
+-- It keeps running while the stream is up, because bookTicker has no last
+-- price or 24h volume: for a symbol the open stream has delivered ("covered")
+-- it emits only last, volume and ts (the engine keeps the stored bid/ask, so
+-- the REST quote, older than the stream's, never overwrites it) and skips
+-- the per-symbol bookTicker request. Symbols the stream has not delivered
+-- (stream down, not yet connected, or silent) get the whole REST ticker.
 --
 -- Prices are passed to x.emit exactly as Binance wrote them (JSON strings);
 -- the engine keeps the text and rejects crossed or non-positive quotes.
@@ -22,6 +39,23 @@ local TIMEOUT_S = 15
 -- Lua state, so an upvalue is enough (markets() runs again on every load).
 local mk = nil     -- { by_pair = {BASE_QUOTE = {symbol...}}, halted = {symbol = true} }
 local warned = {}  -- allow-list entries already reported as unknown (log once)
+
+local DEFAULT_STREAMS_PER_CONN = 200
+local MAX_STREAMS_PER_CONN = 1024 -- Binance closes a connection asking for more
+-- The streams are named in the URL, and a WebSocket handshake has to fit the
+-- client's (and, in tests, fakex's) 4 KiB libwebsockets header buffer: a
+-- 200-stream URL of real symbols is about 4 KB. A socket is split off at
+-- whichever limit comes first.
+local DEFAULT_MAX_URL_BYTES = 3000
+
+-- Stream coverage, shared by the stream callbacks and poll() (same Lua state;
+-- the stream callbacks never wait, so no update is ever half done):
+--   conns[id] = { open = bool, gen = n } per socket; gen changes on every
+--               open and close, so data from an earlier connection is stale;
+--   book[symbol] = { id = conn id, gen = gen } when that connection
+--               delivered a bookTicker for the symbol.
+local conns = {}
+local book = {}
 
 -- A price/size as the engine accepts it: a string kept as written, a number
 -- passed through; anything else (null, table, boolean) counts as absent.
@@ -71,6 +105,13 @@ local function norm_pair(x, p)
   local b, q = string.upper(p):match("^([^_/%-]+)[_/%-]([^_/%-]+)$")
   if not b then return nil end
   return canon(x, b) .. "_" .. canon(x, q)
+end
+
+-- Whether the open stream has delivered this symbol's quote.
+local function covered(sym)
+  local b = book[sym]
+  local c = b and conns[b.id]
+  return c ~= nil and c.open and c.gen == b.gen
 end
 
 local function load_markets(x)
@@ -136,18 +177,32 @@ local function one_object(doc, sym, what)
   return doc
 end
 
+-- For a symbol the stream covers, keep only what bookTicker lacks: the engine
+-- keeps the stored (stream) bid/ask and sizes for fields an emit leaves out.
+-- Checked when the answer arrives, not when asked: the request waited.
+local function without_stream_fields(t)
+  if covered(t.symbol) then
+    t.bid, t.ask, t.bid_size, t.ask_size = nil, nil, nil, nil
+  end
+  return t
+end
+
 -- bookTicker gives the quote, 24hr gives last/volume/time: one merged ticker.
+-- The bookTicker request is skipped when the stream delivers the quote.
 local function symbol_ticker(x, sym)
-  local book = one_object(get_json(x, "/api/v3/ticker/bookTicker", { symbol = sym },
-    "ticker/bookTicker " .. sym), sym, "ticker/bookTicker")
+  local quote = {}
+  if not covered(sym) then
+    quote = one_object(get_json(x, "/api/v3/ticker/bookTicker", { symbol = sym },
+      "ticker/bookTicker " .. sym), sym, "ticker/bookTicker")
+  end
   local day = one_object(get_json(x, "/api/v3/ticker/24hr", { symbol = sym },
     "ticker/24hr " .. sym), sym, "ticker/24hr")
-  return {
+  return without_stream_fields({
     symbol = sym,
-    bid = dec(book.bidPrice), ask = dec(book.askPrice),
-    bid_size = dec(book.bidQty), ask_size = dec(book.askQty),
+    bid = dec(quote.bidPrice), ask = dec(quote.askPrice),
+    bid_size = dec(quote.bidQty), ask_size = dec(quote.askQty),
     last = dec(day.lastPrice), volume = dec(day.volume), ts = ms(day.closeTime),
-  }
+  })
 end
 
 local function poll_per_symbol(x, symbols)
@@ -178,12 +233,12 @@ local function poll_all(x, only)
     local sym = type(t) == "table" and t.symbol
     -- Halted symbols are known, not new: leave them out of the unmapped count.
     if type(sym) == "string" and not mk.halted[sym] and (not only or only[sym]) then
-      list[#list + 1] = {
+      list[#list + 1] = without_stream_fields({
         symbol = sym,
         bid = dec(t.bidPrice), ask = dec(t.askPrice),
         bid_size = dec(t.bidQty), ask_size = dec(t.askQty),
         last = dec(t.lastPrice), volume = dec(t.volume), ts = ms(t.closeTime),
-      }
+      })
     end
   end
   x.emit_many(list)
@@ -209,6 +264,101 @@ local function poll(x)
   return poll_all(x, only)
 end
 
+-- ---------------------------------------------------------------------------
+-- Stream
+-- ---------------------------------------------------------------------------
+
+-- One socket per options.streams_per_conn symbols, the streams in the URL
+-- (no SUBSCRIBE needed, so a reconnect resubscribes by itself).
+local function connections(x, markets)
+  local symbols
+  local wanted = wanted_pairs(x)
+  if #wanted > 0 then
+    if not mk then load_markets(x) end
+    symbols = allowed_symbols(x, wanted)
+  else
+    symbols = {}
+    for _, m in ipairs(markets or {}) do
+      if type(m) == "table" and type(m.symbol) == "string" then symbols[#symbols + 1] = m.symbol end
+    end
+  end
+  local opts = type(x.op.options) == "table" and x.op.options or {}
+  local per = math.tointeger(tonumber(opts.streams_per_conn) or DEFAULT_STREAMS_PER_CONN)
+  if not per or per < 1 or per > MAX_STREAMS_PER_CONN then
+    x.log.warn("options.streams_per_conn must be an integer 1.." .. MAX_STREAMS_PER_CONN
+      .. "; using " .. DEFAULT_STREAMS_PER_CONN)
+    per = DEFAULT_STREAMS_PER_CONN
+  end
+  if type(x.op.ws) ~= "string" or x.op.ws == "" then
+    error("stream: no ws URL configured", 0)
+  end
+  local max_url = math.tointeger(tonumber(opts.max_url_bytes) or DEFAULT_MAX_URL_BYTES)
+  if not max_url or max_url < 256 then
+    x.log.warn("options.max_url_bytes must be an integer >= 256; using " .. DEFAULT_MAX_URL_BYTES)
+    max_url = DEFAULT_MAX_URL_BYTES
+  end
+  local prefix = x.op.ws:gsub("/+$", "") .. "/stream?streams="
+  local list, names, syms, len = {}, {}, {}, #prefix
+  local function flush()
+    if #names == 0 then return end
+    local id = #list + 1
+    conns[id] = { open = false, gen = 0 }
+    list[id] = { id = id, symbols = syms, url = prefix .. table.concat(names, "/") }
+    names, syms, len = {}, {}, #prefix
+  end
+  for _, sym in ipairs(symbols) do
+    -- Stream names are lower-case symbols; Binance symbols are [A-Z0-9].
+    if sym:match("^%w+$") then
+      local name = string.lower(sym) .. "@bookTicker"
+      if #names > 0 and len + 1 + #name > max_url then flush() end
+      names[#names + 1] = name
+      syms[#syms + 1] = sym
+      len = len + (#names > 1 and 1 or 0) + #name
+      if #names >= per then flush() end
+    else
+      x.log.warn("stream: symbol " .. sym:sub(1, 40) .. " cannot be named in a stream URL; skipped")
+    end
+  end
+  flush()
+  x.log.info("stream: " .. #symbols .. " bookTicker streams on " .. #list .. " connection(s)")
+  return list
+end
+
+-- A new connection: whatever the previous one delivered no longer counts.
+local function on_open(x, ws, conn)
+  local c = conns[conn.id]
+  if c then c.open, c.gen = true, c.gen + 1 end
+end
+
+local function on_close(x, conn, code, reason)
+  local c = conns[conn.id]
+  if c then c.open, c.gen = false, c.gen + 1 end
+end
+
+-- Never raises and never waits: every message that is not a bookTicker
+-- payload is ignored (depth, kline, aggTrade; {"result":null,"id":1} acks).
+local function on_message(x, ws, msg, conn)
+  local ok, doc = pcall(x.json.decode, msg)
+  if not ok or type(doc) ~= "table" then return end
+  local d = doc.data
+  if type(d) == "table" then
+    -- Combined stream: the stream name says what the payload is.
+    if type(doc.stream) ~= "string" or not doc.stream:find("@bookTicker", 1, true) then return end
+  elseif doc.u ~= nil and doc.s ~= nil and (doc.e == nil or doc.e == "bookTicker") then
+    d = doc -- a raw /ws/<symbol>@bookTicker payload, unwrapped
+  else
+    if type(doc.error) == "table" then
+      x.log.warn("stream: " .. tostring(doc.error.msg):sub(1, 200))
+    end
+    return
+  end
+  local sym = d.s
+  if type(sym) ~= "string" or type(d.b) ~= "string" or type(d.a) ~= "string" then return end
+  x.emit({ symbol = sym, bid = d.b, ask = d.a, bid_size = dec(d.B), ask_size = dec(d.A), ts = nil })
+  local c = conns[conn.id]
+  if c then book[sym] = { id = conn.id, gen = c.gen } end
+end
+
 return {
   name = "binance",
   spec = 1,
@@ -219,10 +369,26 @@ return {
   -- Binance's own limit is 6,000 request weight a minute; this stays far below.
   budget = { requests = 60, per = 60 },
   max_pairs = 5000,
+  -- A quiet symbol's bookTicker can pause for a while; with many symbols per
+  -- socket the stream is never silent this long.
+  idle_timeout = 60,
   options = {
     -- Up to this many allowed pairs, poll per symbol; beyond, one all-symbol call.
     per_symbol_max = DEFAULT_PER_SYMBOL_MAX,
+    -- bookTicker streams per socket (Binance allows 1024) ...
+    streams_per_conn = DEFAULT_STREAMS_PER_CONN,
+    -- ... and the longest stream URL (they are named in it).
+    max_url_bytes = DEFAULT_MAX_URL_BYTES,
   },
   markets = load_markets,
   poll = poll,
+  stream = {
+    connections = connections,
+    on_open = on_open,
+    on_message = on_message,
+    on_close = on_close,
+    -- No on_ping: the engine sends WebSocket ping frames, which Binance
+    -- accepts (it pings too; libwebsockets answers those).
+    ping_every = 30,
+  },
 }

@@ -29,6 +29,7 @@ struct fakex_opts {
     int listen_port;
     const char *port_file;
     double rate; /* replay messages/s per connection; 0 = as fast as the socket takes */
+    int once;    /* replay each capture once per connection, then stay silent */
     const char *tls_cert;
     const char *tls_key;
     const char *public_url;

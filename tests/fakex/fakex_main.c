@@ -70,13 +70,14 @@ unsigned char *fakex_wbuf(struct fakex *ctx, size_t n)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: fakex --fixtures DIR [--listen HOST:PORT] [--port-file FILE] [--rate N]\n"
+    fprintf(f, "usage: fakex --fixtures DIR [--listen HOST:PORT] [--port-file FILE] [--rate N] [--once]\n"
                "             [--tls-cert FILE --tls-key FILE] [--public-url URL] [--verbose]\n"
                "Serves tests/fixtures/<exchange>/ over HTTP and WebSocket on one port.\n"
                "  --listen      default 127.0.0.1:0 (port 0: pick a free port)\n"
                "  --port-file   write the port here once listening (atomic rename)\n"
                "  --rate        WebSocket replay messages/s per connection (default 20,\n"
                "                0 = as fast as the socket takes them)\n"
+               "  --once        replay each capture once per connection, then stay silent\n"
                "  --public-url  base URL written into rewritten bodies (default: our own)\n");
 }
 
@@ -121,6 +122,7 @@ static int parse_args(struct fakex_opts *o, int argc, char **argv)
         {"listen", required_argument, NULL, 'l'},
         {"port-file", required_argument, NULL, 'p'},
         {"rate", required_argument, NULL, 'r'},
+        {"once", no_argument, NULL, 'o'},
         {"tls-cert", required_argument, NULL, 'c'},
         {"tls-key", required_argument, NULL, 'k'},
         {"public-url", required_argument, NULL, 'u'},
@@ -146,6 +148,9 @@ static int parse_args(struct fakex_opts *o, int argc, char **argv)
             break;
         case 'p':
             o->port_file = optarg;
+            break;
+        case 'o':
+            o->once = 1;
             break;
         case 'r':
             o->rate = strtod(optarg, &end);

@@ -246,7 +246,7 @@ static const char *next_line(struct ws_session *s, size_t *len)
         const struct fixtures_ws *cap = st->cap;
 
         if (st->next >= cap->n_lines) {
-            st->next = cap->loop_from;
+            st->next = s->ctx->opts.once ? cap->n_lines : cap->loop_from;
             s->ex->ws_loops++;
             if (st->next >= cap->n_lines) {
                 /* Nothing but connection-level lines: nothing to loop. */

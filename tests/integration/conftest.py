@@ -95,7 +95,11 @@ def _config_text(fakex_url, tmp_path, overrides):
     fields.update(overrides)
     ops = "\n".join(
         f'    {name} = {{ rest = fx .. "/{name}", ws = fxws .. "/{name}", pairs = {{ "BTC_USDT" }} }},'
-        for name in ("binance", "kraken", "coinbase"))
+        for name in ("binance", "kraken"))
+    # Every operator in operators/ is configured: one left out would use its
+    # real exchange host. coinbase is disabled so BTC_USDT has exactly two
+    # sources in these tests.
+    ops += '\n    coinbase = { enabled = false, rest = fx .. "/coinbase", ws = fxws .. "/coinbase" },'
     if "operators" not in fields:
         fields["operators"] = "{\n" + ops + "\n  }"
     body = ",\n".join(f"  {k} = {v}" for k, v in fields.items())

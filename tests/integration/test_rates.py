@@ -31,6 +31,9 @@ def expected(name):
 BINANCE = expected("binance")[0]
 KRAKEN = expected("kraken")[0]
 BINANCE_ALL = expected("binance_all")
+# Without an allow-list binance also streams the pairs of its bookTicker
+# capture.
+BINANCE_STREAM = expected("binance_stream")
 
 
 def get(service, path, headers=None, **params):
@@ -99,7 +102,7 @@ def both(service):
 def graph(make_service):
     svc = make_service(operators=all_operators())
     wait_pair(svc, "BTC_USDT", ["kraken"])
-    for t in BINANCE_ALL:
+    for t in BINANCE_ALL + BINANCE_STREAM:
         wait_pair(svc, t["pair"], ["binance"])
     return svc
 
@@ -190,7 +193,7 @@ def test_bad_params(service, params, name):
 def test_paging(graph):
     full = get_json(graph, "/v1/rates")
     names = pairs_of(full)
-    want = sorted(["BTC_USDT"] + [t["pair"] for t in BINANCE_ALL])
+    want = sorted(["BTC_USDT"] + [t["pair"] for t in BINANCE_ALL + BINANCE_STREAM])
     assert names == want
     assert full["next"] is None
 

@@ -1,0 +1,393 @@
+-- Coinbase Exchange (formerly Coinbase Pro; not the Advanced Trade API): a
+-- `ticker` channel stream, with REST polling for the products the stream does
+-- not deliver (operator API spec 1, docs/operators.md).
+--
+-- markets(): GET /products. The product id ("BTC-USD") is our `symbol`;
+-- base/quote are its `base_currency`/`quote_currency`, never a split of the
+-- id. Products whose status is not "online" or whose trading is disabled
+-- are left out (no ticker to serve).
+--
+-- stream: one subscribe per socket (at most options.products_per_conn
+-- products each), for every product or, with a pairs allow-list, the
+-- allowed ones that /products lists:
+--   {"type":"subscribe","product_ids":[...],
+--    "channels":["ticker",{"name":"heartbeat","product_ids":[<first>]}]}
+-- The heartbeat of one product gives a message a second, so a socket whose
+-- products are all quiet is not taken for a stalled one. A "ticker" message
+-- gives best_bid/best_ask (and best_bid_size/best_ask_size on newer feeds),
+-- price (the last trade), volume_24h (base) and time (ISO 8601, to ms).
+-- "subscriptions" acks and heartbeats are not data; an "error" is logged and
+-- hands the socket's products to poll() until it reconnects. Only ids from
+-- /products are subscribed: Coinbase refuses a whole subscribe naming an
+-- unknown product.
+--
+-- poll(): GET /products/{id}/ticker (bid, ask, price, volume, time; there is
+-- no all-products ticker) for the products the stream does not deliver: all
+-- of them when the stream is down, none while it delivers them all. At most
+-- options.poll_max requests per poll, taking turns when more products need
+-- one. A product counts as delivered once the open connection carried a
+-- ticker for it (Coinbase sends one per product right after subscribing, so
+-- a poll just after a (re)connect may ask REST once for products about to
+-- arrive). options.poll_fallback = false turns the REST fallback off for the
+-- products a socket subscribes.
+--
+-- Allow-listed pairs that /products does not list: the allow-list entry is
+-- configuration, not a symbol to be guessed, so for BASE_QUOTE poll() asks
+-- /products/BASE-QUOTE/ticker and emits with base/quote taken from that
+-- entry. (The recorded 2021 /products predates BTC-USDT, whose recorded
+-- ticker is from 2024; a live /products that misses a pair has usually just
+-- not been re-read since the listing.) A 404 there is an error of that poll.
+--
+-- Prices are passed to x.emit exactly as Coinbase wrote them (JSON strings).
+-- REST requests carry a User-Agent: Coinbase refuses requests without one.
+
+local TIMEOUT_S = 15
+local USER_AGENT = "rate-explorer"
+local DEFAULT_PRODUCTS_PER_CONN = 100
+local DEFAULT_POLL_MAX = 10
+
+-- Filled by markets() and read by the others (same Lua state, rerun at every load).
+local mk = nil    -- { ids = {id...} sorted, by_pair = {BASE_QUOTE = {id...}} }
+local warned = {} -- allow-list entries already reported (log once)
+
+-- Stream coverage, shared by the stream callbacks and poll() (same Lua state;
+-- the stream callbacks never wait, so no update is ever half done):
+--   conns[id] = { open = bool, gen = n, refused = gen }: gen changes on
+--               every open and close, so what an earlier connection
+--               delivered no longer counts;
+--   planned[product] = id of the socket that subscribes it;
+--   got[product] = gen of its socket when that socket delivered a ticker.
+local conns, planned, got = {}, {}, {}
+local turn = 0 -- where the next poll starts when it cannot ask for every product
+
+-- A price/size as the engine accepts it: a non-empty string kept as written,
+-- a number passed through; anything else (null, "", table) counts as absent.
+local function dec(v)
+  local t = type(v)
+  if (t == "string" and v ~= "") or t == "number" then return v end
+  return nil
+end
+
+-- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
+-- days_from_civil), integers only.
+local function days_from_civil(y, m, d)
+  if m <= 2 then y = y - 1 end
+  local era = (y >= 0 and y or y - 399) // 400
+  local yoe = y - era * 400
+  local mp = m > 2 and m - 3 or m + 9
+  local doy = (153 * mp + 2) // 5 + d - 1
+  local doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+  return era * 146097 + doe - 719468
+end
+
+-- "2021-04-17T16:43:30.244075Z" (or with a +hh:mm offset) -> integer ms since
+-- the epoch, fraction truncated; nil for anything else (no offset = no time).
+local function iso_ms(s)
+  if type(s) ~= "string" or #s > 40 then return nil end
+  local y, mo, d, h, mi, sec, rest =
+    s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)[Tt ](%d%d):(%d%d):(%d%d)(.*)$")
+  if not y then return nil end
+  local frac, tz = rest:match("^[%.,](%d+)(.*)$")
+  if not frac then frac, tz = "", rest end
+  local off
+  if tz == "Z" or tz == "z" then
+    off = 0
+  else
+    local sign, oh, om = tz:match("^([%+%-])(%d%d):?(%d%d)$")
+    if not sign then return nil end
+    off = (tonumber(oh) * 60 + tonumber(om)) * 60
+    if sign == "-" then off = -off end
+  end
+  y, mo, d = tonumber(y), tonumber(mo), tonumber(d)
+  h, mi, sec = tonumber(h), tonumber(mi), tonumber(sec)
+  if mo < 1 or mo > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or sec > 60 then
+    return nil
+  end
+  local ms = tonumber((frac .. "000"):sub(1, 3))
+  local t = ((days_from_civil(y, mo, d) * 24 + h) * 60 + mi) * 60 + sec - off
+  return t * 1000 + ms
+end
+
+local function get_json(x, path, what)
+  local status, body = x.http.get(x.op.rest .. path, {
+    headers = { ["User-Agent"] = USER_AGENT, Accept = "application/json" },
+    timeout = TIMEOUT_S,
+  })
+  if not status then
+    error(what .. ": " .. tostring(body), 0)
+  end
+  local ok, doc = pcall(x.json.decode, type(body) == "string" and body or "")
+  if status ~= 200 then
+    -- Coinbase explains refusals as {"message":"NotFound"}.
+    local msg = ok and type(doc) == "table" and type(doc.message) == "string" and doc.message
+    error(what .. ": HTTP " .. tostring(status) .. (msg and (" (" .. msg:sub(1, 200) .. ")") or ""), 0)
+  end
+  if not ok then
+    error(what .. ": invalid JSON", 0)
+  end
+  return doc
+end
+
+-- Upper-cased and aliased, the way the engine canonicalises base/quote.
+local function canon(x, code)
+  code = string.upper(code)
+  local aliases = x.op.aliases
+  return type(aliases) == "table" and type(aliases[code]) == "string" and aliases[code] or code
+end
+
+-- "btc/usdt", "BTC-USDT", "BTC_USDT" -> "BTC", "USDT" (nil when malformed).
+local function split_pair(p)
+  if type(p) ~= "string" then return nil end
+  return string.upper(p):match("^([A-Z0-9]+)[_/%-]([A-Z0-9]+)$")
+end
+
+local function load_markets(x)
+  local doc = get_json(x, "/products", "products")
+  if type(doc) ~= "table" or (doc[1] == nil and next(doc) ~= nil) then
+    error("products: expected an array", 0)
+  end
+  local list, ids, by_pair, off, bad = {}, {}, {}, 0, 0
+  for _, p in ipairs(doc) do
+    if type(p) == "table" and type(p.id) == "string" and p.id:match("^[%w%-]+$")
+        and type(p.base_currency) == "string" and p.base_currency ~= ""
+        and type(p.quote_currency) == "string" and p.quote_currency ~= "" then
+      if (p.status == nil or p.status == "online") and p.trading_disabled ~= true then
+        list[#list + 1] = { symbol = p.id, base = p.base_currency, quote = p.quote_currency }
+        local key = canon(x, p.base_currency) .. "_" .. canon(x, p.quote_currency)
+        by_pair[key] = by_pair[key] or {}
+        table.insert(by_pair[key], p.id)
+      else
+        off = off + 1
+      end
+    else
+      bad = bad + 1
+    end
+  end
+  if bad > 0 then
+    x.log.warn("products: skipped " .. bad .. " malformed entries")
+  end
+  if off > 0 then
+    x.log.info("products: " .. off .. " products not online or with trading disabled left out")
+  end
+  if #list == 0 then
+    error("products: no online products", 0)
+  end
+  table.sort(list, function(l, r) return l.symbol < r.symbol end)
+  for i, m in ipairs(list) do ids[i] = m.symbol end
+  for _, v in pairs(by_pair) do table.sort(v) end
+  mk = { ids = ids, by_pair = by_pair }
+  return list
+end
+
+-- What to deliver: product ids from /products, and `extra` = {id = {base,
+-- quote}} for allow-listed pairs /products does not list (poll only).
+local function targets(x)
+  local wanted = type(x.op.pairs) == "table" and x.op.pairs or {}
+  if #wanted == 0 then
+    return mk.ids, {}, {}
+  end
+  local ids, extra, extra_ids, seen = {}, {}, {}, {}
+  for _, p in ipairs(wanted) do
+    local b, q = split_pair(p)
+    local found = b and mk.by_pair[canon(x, b) .. "_" .. canon(x, q)]
+    if found then
+      for _, id in ipairs(found) do
+        if not seen[id] then seen[id], ids[#ids + 1] = true, id end
+      end
+    elseif b then
+      local id = b .. "-" .. q
+      if not seen[id] then
+        seen[id], extra[id], extra_ids[#extra_ids + 1] = true, { base = b, quote = q }, id
+        if not warned[id] then
+          warned[id] = true
+          x.log.info("pairs: " .. tostring(p) .. " is not in /products; polling /products/"
+            .. id .. "/ticker for it")
+        end
+      end
+    elseif not warned[tostring(p)] then
+      warned[tostring(p)] = true
+      x.log.warn("pairs: " .. tostring(p):sub(1, 40) .. " is not a BASE_QUOTE pair; skipped")
+    end
+  end
+  if #ids == 0 and #extra_ids == 0 then
+    error("pairs: none of the configured pairs is usable on coinbase", 0)
+  end
+  return ids, extra, extra_ids
+end
+
+local function option(x, name, dflt, lo, hi)
+  local opts = type(x.op.options) == "table" and x.op.options or {}
+  local v = tonumber(opts[name]) or dflt
+  if v < lo or v > hi then
+    x.log.warn("options." .. name .. " must be within " .. lo .. ".." .. hi .. "; using " .. dflt)
+    v = dflt
+  end
+  return v
+end
+
+-- Whether the open stream delivers this product: its socket is open and has
+-- carried a ticker for it (and Coinbase reported no error since).
+local function covered(id)
+  local cid = planned[id]
+  local c = cid and conns[cid]
+  return c ~= nil and c.open and got[id] == c.gen and c.refused ~= c.gen
+end
+
+-- One product's REST ticker, or nil when the stream delivered it meanwhile.
+local function product_ticker(x, id, extra)
+  local doc = get_json(x, "/products/" .. id .. "/ticker", "products/" .. id .. "/ticker")
+  if type(doc) ~= "table" then
+    error("products/" .. id .. "/ticker: expected an object", 0)
+  end
+  if covered(id) then return nil end
+  local e = extra[id]
+  return {
+    symbol = id, base = e and e.base, quote = e and e.quote,
+    bid = dec(doc.bid), ask = dec(doc.ask),
+    last = dec(doc.price), volume = dec(doc.volume), ts = iso_ms(doc.time),
+  }
+end
+
+local function poll(x)
+  if not mk then load_markets(x) end -- markets() normally ran at load
+  local ids, extra, extra_ids = targets(x)
+  local opts = type(x.op.options) == "table" and x.op.options or {}
+  local fallback = opts.poll_fallback ~= false
+  local need = {}
+  for _, id in ipairs(extra_ids) do need[#need + 1] = id end
+  for _, id in ipairs(ids) do
+    -- Without the fallback, nothing a socket subscribes is asked for.
+    if fallback and not covered(id) or not fallback and not planned[id] then
+      need[#need + 1] = id
+    end
+  end
+  if #need == 0 then
+    return -- the stream delivers every product
+  end
+  local max = math.floor(option(x, "poll_max", DEFAULT_POLL_MAX, 1, 1000))
+  local from = 1
+  if #need > max then
+    from = turn % #need + 1
+    turn = turn + max
+  end
+  local list, failed, first = {}, 0, nil
+  for k = 0, math.min(max, #need) - 1 do
+    local id = need[(from - 1 + k) % #need + 1]
+    -- One product failing must not hold back the others' data.
+    local ok, t = pcall(product_ticker, x, id, extra)
+    if not ok then
+      failed, first = failed + 1, first or tostring(t)
+    elseif t then
+      list[#list + 1] = t
+    end
+  end
+  if #list > 0 then x.emit_many(list) end
+  if first then
+    error(first .. (failed > 1 and (" (and " .. (failed - 1) .. " more products failed)") or ""), 0)
+  end
+end
+
+-- ---------------------------------------------------------------------------
+-- Stream
+-- ---------------------------------------------------------------------------
+
+local function connections(x, markets)
+  if not mk then load_markets(x) end
+  if type(x.op.ws) ~= "string" or x.op.ws == "" then
+    error("stream: no ws URL configured", 0)
+  end
+  local ids = targets(x) -- only what /products lists: see the top of the file
+  local per = math.floor(option(x, "products_per_conn", DEFAULT_PRODUCTS_PER_CONN, 1, 10000))
+  local list = {}
+  for i = 1, #ids, per do
+    local id = #list + 1
+    local products = {}
+    for j = i, math.min(i + per - 1, #ids) do
+      products[#products + 1] = ids[j]
+      planned[ids[j]] = id
+    end
+    conns[id] = { open = false, gen = 0 }
+    list[id] = { id = id, url = x.op.ws, products = products }
+  end
+  x.log.info("stream: " .. #ids .. " ticker products on " .. #list .. " connection(s)")
+  return list
+end
+
+-- Runs after every (re)connect: subscribe again; what the previous
+-- connection delivered no longer counts.
+local function on_open(x, ws, conn)
+  local c = conns[conn.id]
+  if c then c.open, c.gen = true, c.gen + 1 end
+  local ok, err = ws:send(x.json.encode({
+    type = "subscribe",
+    product_ids = conn.products,
+    channels = { "ticker", { name = "heartbeat", product_ids = { conn.products[1] } } },
+  }))
+  if not ok then
+    error("subscribe: " .. tostring(err), 0)
+  end
+end
+
+local function on_close(x, conn, code, reason)
+  local c = conns[conn.id]
+  if c then c.open, c.gen = false, c.gen + 1 end
+end
+
+-- Never raises and never waits.
+local function on_message(x, ws, msg, conn)
+  local ok, doc = pcall(x.json.decode, msg)
+  if not ok or type(doc) ~= "table" then return end
+  local kind = doc.type
+  if kind == "ticker" then
+    local id = doc.product_id
+    if type(id) ~= "string" then return end
+    x.emit({
+      symbol = id,
+      bid = dec(doc.best_bid), ask = dec(doc.best_ask),
+      bid_size = dec(doc.best_bid_size), ask_size = dec(doc.best_ask_size),
+      last = dec(doc.price), volume = dec(doc.volume_24h), ts = iso_ms(doc.time),
+    })
+    local c = conns[conn.id]
+    if c then got[id] = c.gen end
+  elseif kind == "error" then
+    -- e.g. "Failed to subscribe": nothing of this socket is coming.
+    local c = conns[conn.id]
+    if c then c.refused = c.gen end
+    x.log.warn("stream: " .. tostring(doc.message):sub(1, 100) .. ": "
+      .. tostring(doc.reason):sub(1, 200))
+  end
+  -- subscriptions, heartbeat and anything else: nothing to store
+end
+
+return {
+  name = "coinbase",
+  spec = 1,
+  rest = "https://api.exchange.coinbase.com",
+  ws = "wss://ws-feed.exchange.coinbase.com",
+  poll_every = 10,
+  -- Up to options.poll_max requests per poll (only while the stream does not
+  -- deliver): 60 a minute at the defaults. Coinbase's public REST limit is
+  -- 10 requests a second per IP.
+  budget = { requests = 60, per = 60 },
+  max_pairs = 5000,
+  -- The heartbeat channel sends a message a second.
+  idle_timeout = 30,
+  options = {
+    products_per_conn = DEFAULT_PRODUCTS_PER_CONN,
+    -- REST tickers per poll, when the stream does not deliver the products.
+    poll_max = DEFAULT_POLL_MAX,
+    -- false: poll() never asks REST for a product a socket subscribes, even
+    -- while the stream is down or silent for it.
+    poll_fallback = true,
+  },
+  markets = load_markets,
+  poll = poll,
+  stream = {
+    connections = connections,
+    on_open = on_open,
+    on_message = on_message,
+    on_close = on_close,
+    -- Coinbase needs no application-level ping: WebSocket ping frames.
+    ping_every = 30,
+  },
+}

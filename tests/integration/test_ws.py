@@ -1,0 +1,459 @@
+"""The WebSocket server against the real binary (DESIGN 4.2, 4.3): /v1/stream
+(every op, acks and errors with ids, snapshots equal to /v1/rates, pushed
+rates, back-pressure, limits), the refusals before the upgrade (401, 403,
+404, 429), the old /currency_listener, and close code 1001 on shutdown.
+
+Prices change through the fake exchange: an override of Binance's
+/api/v3/ticker/24hr?symbol=BTCUSDT with a new lastPrice, which the operator
+polls every poll_every and emits whether or not its stream is up.
+"""
+import asyncio
+import json
+import socket
+import threading
+import time
+
+import pytest
+import requests
+import websockets
+
+from conftest import FACTOR, TOKEN, fakex_control, wait_until
+
+FAST_OPERATORS = """{
+    binance = { rest = fx .. "/binance", ws = fxws .. "/binance", pairs = { "BTC_USDT" },
+                poll_every = 0.1, budget = { requests = 100000, per = 1 } },
+    kraken = { rest = fx .. "/kraken", ws = fxws .. "/kraken", pairs = { "BTC_USDT" } },
+  }"""
+UPGRADE = ("Upgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 120 * FACTOR))
+
+
+def ws_url(service, path="/v1/stream", token=TOKEN, **query):
+    q = dict(query)
+    if token:
+        q["token"] = token
+    qs = "&".join(f"{k}={v}" for k, v in q.items())
+    return f"ws://127.0.0.1:{service.port}{path}" + (f"?{qs}" if qs else "")
+
+
+def raw_upgrade(service, target, headers=""):
+    """Sends an upgrade head by hand; returns (status, headers text, body).
+    A refusal is read to the end (the server closes after it)."""
+    with socket.create_connection(("127.0.0.1", service.port), timeout=10 * FACTOR) as s:
+        s.sendall(f"GET {target} HTTP/1.1\r\nHost: x\r\n{UPGRADE}{headers}\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+            if data.startswith(b"HTTP/1.1 101") and b"\r\n\r\n" in data:
+                break
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    return int(lines[0].split()[1]), "\r\n".join(lines[1:]), body.decode()
+
+
+async def recv_json(ws, timeout=30):
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout * FACTOR))
+
+
+async def request(ws, msg, timeout=30):
+    """Sends msg and returns the reply to it: pushed messages (rate, status,
+    removed) that arrive first are skipped, since streams keep data moving."""
+    await ws.send(json.dumps(msg) if not isinstance(msg, str) else msg)
+    while True:
+        m = await recv_json(ws, timeout)
+        if m.get("type") not in ("rate", "status", "removed"):
+            return m
+
+
+async def read_snapshot(ws, req_id, sub):
+    """The chunks that follow an ack; returns the tickers."""
+    tickers = []
+    while True:
+        m = await recv_json(ws)
+        assert m["type"] == "snapshot", m
+        assert m["id"] == req_id and m["sub"] == sub, m
+        tickers += m["rates"]
+        if m["last"]:
+            return tickers
+
+
+async def subscribe(ws, req_id, **fields):
+    ack = await request(ws, dict(op="subscribe", id=req_id, **fields))
+    assert ack["type"] == "ack" and ack["id"] == req_id and ack["sub"] >= 1, ack
+    return ack["sub"], await read_snapshot(ws, req_id, ack["sub"])
+
+
+def btc_rates(service):
+    r = requests.get(service.url + "/v1/rates", params={"pair": "BTC_USDT"},
+                     headers=service.auth(), timeout=10)
+    if r.status_code != 200:
+        return []
+    return [t for p in r.json()["rates"] for t in p["exchanges"]]
+
+
+def wait_btc(service, exchanges):
+    """Waits until BTC_USDT is served by (at least) these exchanges."""
+    wait_until(lambda: set(exchanges) <= {t["exchange"] for t in btc_rates(service)}, 60,
+               f"BTC_USDT from {exchanges}")
+
+
+class Pusher:
+    """Pushes a new Binance lastPrice every `every` seconds from a thread."""
+
+    def __init__(self, fakex_url, every=0.05, start=7000.0):
+        self.fakex_url = fakex_url
+        self.every = every
+        self.price = start
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def push(self, last):
+        body = {"askPrice": "99999.00000000", "askQty": "1.00000000",
+                "bidPrice": "1.00000000", "bidQty": "1.00000000", "closeTime": 1586991278494,
+                "lastPrice": f"{last:.2f}", "symbol": "BTCUSDT", "volume": "57857.49485700"}
+        fakex_control(self.fakex_url, "binance", "push", {"rest": {
+            "method": "GET", "path": "/api/v3/ticker/24hr", "query": "symbol=BTCUSDT",
+            "body": body}})
+
+    def loop(self):
+        while not self.stop.is_set():
+            self.price += 1
+            try:
+                self.push(self.price)
+            except Exception:  # noqa: BLE001 - the test's own asserts decide
+                pass
+            self.stop.wait(self.every)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def fakex_reset(fakex_url):
+    yield fakex_url
+    fakex_control(fakex_url, "binance", "reset")
+
+
+# ---- Refusals before the upgrade ---------------------------------------------
+
+
+def test_no_token_is_401_before_upgrade(service):
+    status, headers, body = raw_upgrade(service, "/v1/stream")
+    assert status == 401
+    assert "WWW-Authenticate: Bearer" in headers
+    assert json.loads(body)["error"]["code"] == "unauthorized"
+    status, _, body = raw_upgrade(service, "/v1/stream?token=wrong")
+    assert status == 401 and "Invalid" in json.loads(body)["error"]["message"]
+    status, _, _ = raw_upgrade(service, "/v1/stream", "Authorization: Bearer wrong\r\n")
+    assert status == 401
+
+    async def connect():
+        async with websockets.connect(ws_url(service, token=None)):
+            pass
+    with pytest.raises(websockets.InvalidStatusCode) as e:
+        run(connect())
+    assert e.value.status_code == 401
+    # Tokens never reach the log, not even a wrong one.
+    assert "wrong" not in service.log() and TOKEN not in service.log()
+
+
+def test_token_query_and_header_work(service):
+    async def go():
+        async with websockets.connect(ws_url(service)) as ws:
+            assert await request(ws, {"op": "ping", "id": 1}) == {"type": "pong", "id": 1}
+        async with websockets.connect(ws_url(service, token=None),
+                                      extra_headers=service.auth()) as ws:
+            assert await request(ws, {"op": "ping", "id": "h"}) == {"type": "pong", "id": "h"}
+    run(go())
+    assert TOKEN not in service.log()
+
+
+def test_unknown_path_is_404(service):
+    status, _, body = raw_upgrade(service, f"/v1/nope?token={TOKEN}")
+    assert status == 404 and json.loads(body)["error"]["code"] == "not_found"
+
+
+def test_origin_not_allowed_is_403(make_service):
+    service = make_service(allowed_origins='{ "https://good.example" }')
+    status, _, body = raw_upgrade(service, f"/v1/stream?token={TOKEN}",
+                                  "Origin: https://evil.example\r\n")
+    assert status == 403 and json.loads(body)["error"]["code"] == "origin_not_allowed"
+    status, _, _ = raw_upgrade(service, f"/v1/stream?token={TOKEN}",
+                               "Origin: https://good.example\r\n")
+    assert status == 101
+    status, _, _ = raw_upgrade(service, f"/v1/stream?token={TOKEN}")
+    assert status == 101  # no Origin: not a browser
+
+
+def test_connection_limits(make_service):
+    service = make_service(ws="{ max_per_ip = 2 }")
+
+    async def go():
+        async with websockets.connect(ws_url(service)), websockets.connect(ws_url(service)):
+            with pytest.raises(websockets.InvalidStatusCode) as e:
+                async with websockets.connect(ws_url(service)):
+                    pass
+            assert e.value.status_code == 429
+        # Closed ones no longer count.
+        await asyncio.sleep(0.2)
+        async with websockets.connect(ws_url(service)) as ws:
+            assert (await request(ws, {"op": "ping", "id": 1}))["type"] == "pong"
+    run(go())
+    service2 = make_service(ws="{ max_connections = 1, max_per_ip = 1 }")
+
+    async def go2():
+        async with websockets.connect(ws_url(service2)):
+            with pytest.raises(websockets.InvalidStatusCode) as e:
+                async with websockets.connect(ws_url(service2)):
+                    pass
+            assert e.value.status_code == 503
+    run(go2())
+
+
+# ---- The protocol --------------------------------------------------------------
+
+
+def test_ops_acks_and_errors(service):
+    async def go():
+        async with websockets.connect(ws_url(service)) as ws:
+            assert await request(ws, {"op": "ping", "id": 3}) == {"type": "pong", "id": 3}
+            # Malformed input: an error, and the connection stays usable.
+            err = await request(ws, "{not json")
+            assert err["type"] == "error" and err["id"] is None
+            assert err["error"]["code"] == "bad_json" and err["error"]["message"]
+            err = await request(ws, {"op": "dance", "id": 4})
+            assert err == {"type": "error", "id": 4, "error": err["error"]}
+            assert err["error"]["code"] == "unknown_op"
+            err = await request(ws, {"op": "subscribe", "id": 5, "pairs": ["BTC:USDT"]})
+            assert err["id"] == 5 and err["error"]["code"] == "bad_pair"
+            err = await request(ws, {"op": "unsubscribe", "id": 6, "sub": 999})
+            assert err["id"] == 6 and err["error"]["code"] == "unknown_subscription"
+            err = await request(ws, {"op": "subscribe", "id": 7, "throttle_ms": "soon"})
+            assert err["id"] == 7 and err["error"]["code"] == "bad_param"
+            await ws.send(b"\x01\x02")
+            err = await recv_json(ws)
+            assert err["type"] == "error" and err["error"]["code"] == "bad_request"
+            assert await request(ws, {"op": "ping", "id": 8}) == {"type": "pong", "id": 8}
+
+            sub, _ = await subscribe(ws, 9, pairs=["btc-usdt"], exchanges=["binance"])
+            ack = await request(ws, {"op": "unsubscribe", "id": 10, "sub": sub})
+            assert ack == {"type": "ack", "id": 10, "sub": sub}
+            err = await request(ws, {"op": "unsubscribe", "id": 11, "sub": sub})
+            assert err["error"]["code"] == "unknown_subscription"
+    run(go())
+
+
+def test_snapshot_equals_v1_rates(make_service):
+    service = make_service(ws="{ snapshot_chunk = 1 }")
+    wait_btc(service, ["binance", "kraken"])
+
+    async def go():
+        async with websockets.connect(ws_url(service)) as ws:
+            sub, snap = await subscribe(ws, "all")
+            assert sub >= 1
+            rest = btc_rates(service)
+            keys = ["exchange", "pair", "symbol", "bid", "ask", "bid_size", "ask_size", "last",
+                    "volume", "mid", "spread_bps", "ts", "source", "v"]
+            mine = sorted([{k: t[k] for k in keys} for t in snap if t["pair"] == "BTC_USDT"],
+                          key=lambda t: t["exchange"])
+            theirs = sorted([{k: t[k] for k in keys} for t in rest], key=lambda t: t["exchange"])
+            assert mine == theirs
+            assert list(snap[0].keys()) == list(rest[0].keys())
+            # Filtered: only kraken, every spelling of the pair.
+            _, snap = await subscribe(ws, 2, pairs=["BTC/USDT"], exchanges=["kraken"])
+            assert [(t["exchange"], t["pair"]) for t in snap] == [("kraken", "BTC_USDT")]
+    run(go())
+
+
+def test_pushed_price_arrives_as_rate(make_service, fakex_reset):
+    service = make_service(operators=FAST_OPERATORS)
+    wait_btc(service, ["binance", "kraken"])
+    pusher = Pusher(fakex_reset)
+
+    async def go():
+        async with websockets.connect(ws_url(service)) as ws:
+            sub, snap = await subscribe(ws, 1, pairs=["BTC_USDT"], exchanges=["binance"])
+            v0 = snap[0]["v"]
+            await asyncio.get_running_loop().run_in_executor(None, pusher.push, 12345.67)
+            deadline = time.monotonic() + 30 * FACTOR
+            while time.monotonic() < deadline:
+                m = await recv_json(ws)
+                if m["type"] == "rate" and m["last"] == "12345.67":
+                    break
+            else:
+                pytest.fail("the pushed price never arrived")
+            assert m["sub"] == sub and m["exchange"] == "binance" and m["pair"] == "BTC_USDT"
+            assert m["v"] > v0
+            assert set(snap[0].keys()) <= set(m.keys())
+    run(go())
+
+
+def test_throttle_conflates(make_service, fakex_reset):
+    service = make_service(operators=FAST_OPERATORS)
+    wait_btc(service, ["binance", "kraken"])
+
+    async def go():
+        async with websockets.connect(ws_url(service)) as ws:
+            await subscribe(ws, 1, pairs=["BTC_USDT"], exchanges=["binance"], throttle_ms=1000)
+            rates = []
+            with Pusher(fakex_reset, every=0.05):
+                t0 = time.monotonic()
+                while time.monotonic() - t0 < 3.5:
+                    try:
+                        m = await asyncio.wait_for(ws.recv(), 0.5)
+                    except asyncio.TimeoutError:
+                        continue
+                    m = json.loads(m)
+                    if m["type"] == "rate":
+                        rates.append((time.monotonic(), m["v"]))
+            # About one a second although ~10 changes a second were stored,
+            # and the versions show what was skipped.
+            assert 2 <= len(rates) <= 5, rates
+            gaps = [b[0] - a[0] for a, b in zip(rates, rates[1:])]
+            assert min(gaps) >= 0.9, gaps
+            assert any(b[1] - a[1] > 1 for a, b in zip(rates, rates[1:])), rates
+    run(go())
+
+
+def test_message_too_big_closes_1009(make_service):
+    service = make_service(ws="{ max_message_bytes = 256 }")
+
+    async def go():
+        async with websockets.connect(ws_url(service)) as ws:
+            await ws.send(json.dumps({"op": "ping", "id": "x" * 1000}))
+            with pytest.raises(websockets.ConnectionClosed) as e:
+                await recv_json(ws)
+            assert e.value.code == 1009
+    run(go())
+
+
+def test_max_subs(make_service):
+    service = make_service(ws="{ max_subs = 2 }")
+
+    async def go():
+        async with websockets.connect(ws_url(service)) as ws:
+            await subscribe(ws, 1)
+            await subscribe(ws, 2)
+            err = await request(ws, {"op": "subscribe", "id": 3})
+            assert err["id"] == 3 and err["error"]["code"] == "too_many_subscriptions"
+    run(go())
+
+
+def test_slow_consumer_closed_1008(make_service, fakex_reset):
+    service = make_service(operators=FAST_OPERATORS, ws="{ max_queue_bytes = 4096 }")
+    wait_btc(service, ["binance", "kraken"])
+
+    async def go():
+        # The slow client's socket has a small receive window and the library
+        # reads ahead little, so the server's queue grows once it stops.
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", service.port))
+        slow = await websockets.connect(ws_url(service), sock=sock, max_queue=1,
+                                        read_limit=1024)
+        fast = await websockets.connect(ws_url(service))
+        for ws in (slow, fast):
+            await subscribe(ws, 1, pairs=["BTC_USDT"])
+        with Pusher(fakex_reset, every=0.02):
+            # Stop reading `slow` until the server gives up on it.
+            got_fast = 0
+            deadline = time.monotonic() + 60 * FACTOR
+            while "with 1008" not in service.log():
+                assert time.monotonic() < deadline, "the slow client was never closed"
+                m = await recv_json(fast)
+                got_fast += m["type"] == "rate"
+            assert got_fast > 0
+            # The slow one reads up to the close frame.
+            with pytest.raises(websockets.ConnectionClosed) as e:
+                while True:
+                    await asyncio.wait_for(slow.recv(), 30 * FACTOR)
+            assert e.value.code == 1008 and "slow consumer" in e.value.reason
+            # The other client keeps receiving.
+            n = 0
+            while n < 3:
+                n += (await recv_json(fast))["type"] == "rate"
+        await fast.close()
+    run(go())
+
+
+# ---- /currency_listener --------------------------------------------------------
+
+
+def test_currency_listener_ticks(service):
+    wait_btc(service, ["binance", "kraken"])
+
+    async def go():
+        url = ws_url(service, "/currency_listener", pair="BTC_USDT", frequency_timeout="0.2")
+        async with websockets.connect(url) as ws:
+            t0 = time.monotonic()
+            bodies = [await recv_json(ws) for _ in range(4)]
+            elapsed = time.monotonic() - t0
+        assert elapsed >= 0.5, elapsed  # the first at once, then every 0.2 s
+        for body in bodies:
+            assert list(body.keys()) == ["result"]
+            assert body["result"][0]["pair_name"] == "BTC_USDT"
+            names = [e["exchange"] for e in body["result"][0]["exchanges"]]
+            assert {"binance", "kraken"} <= set(names) and names == sorted(names)
+        rest = requests.get(service.url + "/currency", params={"pair": "BTC_USDT"},
+                            headers=service.auth(), timeout=10).json()
+        strip = [{k: v for k, v in e.items() if k != "last_update_timestamp"}
+                 for e in rest["result"][0]["exchanges"]]
+        assert strip == [{k: v for k, v in e.items() if k != "last_update_timestamp"}
+                         for e in bodies[-1]["result"][0]["exchanges"]]
+    run(go())
+
+
+def test_currency_listener_refusals(service):
+    status, _, body = raw_upgrade(service, f"/currency_listener?token={TOKEN}&pair=xx")
+    assert status == 400 and "pair string" in json.loads(body)["detail"]
+    status, _, body = raw_upgrade(service, f"/currency_listener?token={TOKEN}&exchange=nope")
+    assert status == 400 and "nope" in json.loads(body)["detail"]
+    status, _, body = raw_upgrade(service, "/currency_listener")
+    assert status == 401 and "detail" in json.loads(body)
+
+
+def test_currency_listener_max_time(make_service):
+    service = make_service(compat="{ listener_max_s = 1 }")
+
+    async def go():
+        async with websockets.connect(ws_url(service, "/currency_listener")) as ws:
+            t0 = time.monotonic()
+            with pytest.raises(websockets.ConnectionClosed) as e:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10 * FACTOR)
+            assert e.value.code == 1000
+            assert 0.8 <= time.monotonic() - t0 <= 5 * FACTOR
+    run(go())
+
+
+# ---- Shutdown ------------------------------------------------------------------
+
+
+def test_shutdown_closes_1001(service):
+    async def go():
+        async with websockets.connect(ws_url(service)) as ws, \
+                websockets.connect(ws_url(service, "/currency_listener")) as wl:
+            await subscribe(ws, 1)
+            await recv_json(wl)
+            service.proc.terminate()
+            for conn in (ws, wl):
+                with pytest.raises(websockets.ConnectionClosed) as e:
+                    while True:
+                        await asyncio.wait_for(conn.recv(), 30 * FACTOR)
+                assert e.value.code == 1001
+    run(go())
+    assert service.proc.wait(timeout=60 * FACTOR) == 0
+    assert "ERROR: AddressSanitizer" not in service.log()
+    assert "runtime error" not in service.log()
