@@ -1,0 +1,66 @@
+"""Splits `perf script` output (call graphs) of explorer into the stages of
+ingest, for tests/bench/ingest/run BENCH_PERF=1.
+
+Each sample goes to the first stage whose frame its stack holds, in the
+order below (innermost stages first), so the shares add up to 100%. The
+Debian Lua and lua-cjson libraries have no symbols for their internals:
+their frames are attributed through the named engine frames around them.
+Reads stdin, prints one line per stage.
+"""
+import collections
+import re
+import sys
+
+# (label, frame names that put a sample in the stage); first match wins.
+STAGES = [
+    ("emit: decimal_parse of the prices (price_field)", ["price_field"]),
+    ("emit: ticker_validate (parses the prices again)", ["ticker_validate"]),
+    ("emit: store_put (+ ws_server_publish)", ["store_put", "ws_server_publish"]),
+    ("emit: store_get (merge with the stored ticker)", ["store_get"]),
+    ("emit: the rest (fields, pair, clocks, counters)", ["x_emit", "x_emit_many", "emit_one"]),
+    ("x.json.decode (lua-cjson, sandbox charge)", ["sandbox_json_decode"]),
+    ("operator Lua: on_message's own code, VM, GC", ["sandbox_pcall"]),
+    ("stream glue around the callback (engine)", ["ws_conn_on_receive", "on_ws_message"]),
+    ("libwebsockets: socket reads, WS framing", ["lws_service_fd_tsi"]),
+    ("libuv loop, timers, other engine", ["uv_run"]),
+]
+
+FRAME = re.compile(r"^\s*[0-9a-f]+ (\S+?)(?:\+0x[0-9a-f]+)? \(")
+
+
+def stacks(lines):
+    frames = []
+    for line in lines:
+        if not line.strip():
+            if frames:
+                yield frames
+            frames = []
+            continue
+        m = FRAME.match(line)
+        if m:
+            frames.append(m.group(1))
+    if frames:
+        yield frames
+
+
+def main():
+    counts = collections.Counter()
+    total = 0
+    for frames in stacks(sys.stdin):
+        total += 1
+        names = set(frames)
+        for label, keys in STAGES:
+            if names.intersection(keys):
+                counts[label] += 1
+                break
+        else:
+            counts["elsewhere (kernel-only stacks, unwinding failed)"] += 1
+    if not total:
+        print("  no samples")
+        return
+    for label, _ in STAGES + [("elsewhere (kernel-only stacks, unwinding failed)", [])]:
+        print(f"  {counts[label] * 100 / total:5.1f}%  {label}")
+    print(f"  ({total} samples)")
+
+
+main()
