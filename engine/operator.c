@@ -36,6 +36,7 @@
 #define STATE_MAX_BYTES (1u << 20)
 #define STATE_MAX_DEPTH 32
 #define MAX_MARKETS 100000
+#define SLOW_CALLBACKS_MARK 3
 
 static const char *const state_names[] = {
     "starting", "streaming", "polling", "degraded", "error", "disabled", "standby",
@@ -568,6 +569,13 @@ void op_status(const struct operator *op, int64_t now_ms, struct op_status *out)
         snprintf(out->reason, sizeof out->reason, "no data for %lld ms%s%.200s",
                  (long long)(now_ms - f->last_data), f->reason[0] ? "; last error: " : "",
                  f->reason);
+    } else if (f->slow_callbacks >= SLOW_CALLBACKS_MARK) {
+        /* The loop-lag watchdog: an operator whose callbacks keep holding
+         * the loop delays every other operator and the API's loop work. */
+        out->state = OP_STATE_DEGRADED;
+        snprintf(out->reason, sizeof out->reason,
+                 "callbacks stall the loop: %llu took over 100 ms (longest %.0f ms)",
+                 (unsigned long long)f->slow_callbacks, f->callback_max_ms);
     } else if (op->spec.has_stream && !op->spec.has_poll && op->streams_open == 0) {
         out->state = OP_STATE_DEGRADED;
         snprintf(out->reason, sizeof out->reason, "stream down%s%.200s",

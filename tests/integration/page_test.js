@@ -17,7 +17,7 @@
 //
 // Every answer has "ok" (and "error" when false) and "ms", the time the
 // command took in this process. Waits are bounded by their timeout_ms and
-// watch the DOM for mutations (no fixed sleeps). The first line is
+// re-check the DOM every 20 ms (no fixed sleeps). The first line is
 // {"event":"ready",...} once the page shows any rate, or {"event":"fatal"}.
 // Console errors, uncaught exceptions and failed requests of the page are
 // collected and returned by "quit" (and by "cell").
@@ -36,6 +36,7 @@ const url = arg("url");
 const chromiumPath = arg("chromium", "/usr/bin/chromium");
 const pwDir = arg("playwright", path.join(__dirname, "../../.tools/node_modules/playwright-core"));
 const readyTimeout = Number(arg("ready-timeout-ms", "60000"));
+const POLL_MS = 20;  // how often a wait re-checks the DOM (Playwright has no mutation polling)
 
 function out(obj) {
   process.stdout.write(JSON.stringify(obj) + "\n");
@@ -60,7 +61,11 @@ function cellState(args) {
   const td = document.querySelector(
     `td[data-exchange="${CSS.escape(args.exchange)}"][data-pair="${CSS.escape(args.pair)}"]`);
   if (!td) { return null; }
-  const q = (sel) => { const e = td.querySelector(sel); return e ? e.innerText.trim() : null; };
+  // What is on screen: a hidden element (the stale flag of a fresh cell) reads "".
+  const q = (sel) => {
+    const e = td.querySelector(sel);
+    return e ? (e.checkVisibility() ? e.innerText.trim() : "") : null;
+  };
   return { classes: td.className, bid: q(".bid"), ask: q(".ask"), mid: q(".mid"),
            age: q(".age"), flag: q(".flag"), stale: td.classList.contains("stale") };
 }
@@ -117,7 +122,7 @@ async function main() {
         const td = document.querySelector(
           `td[data-exchange="${CSS.escape(a.exchange)}"][data-pair="${CSS.escape(a.pair)}"] .bid`);
         return td !== null && td.textContent === a.text;
-      }, c, { polling: "mutation", timeout: c.timeout_ms });
+      }, c, { polling: POLL_MS, timeout: c.timeout_ms });
       return { cell: await page.evaluate(cellState, c) };
     },
     async wait_stale(c) {
@@ -125,8 +130,9 @@ async function main() {
         const td = document.querySelector(
           `td[data-exchange="${CSS.escape(a.exchange)}"][data-pair="${CSS.escape(a.pair)}"]`);
         const flag = td && td.querySelector(".flag");
-        return td !== null && td.classList.contains("stale") && flag.innerText.trim() === "stale";
-      }, c, { polling: "mutation", timeout: c.timeout_ms });
+        return td !== null && td.classList.contains("stale") && flag.checkVisibility() &&
+               flag.innerText.trim() === "stale";
+      }, c, { polling: POLL_MS, timeout: c.timeout_ms });
       return { cell: await page.evaluate(cellState, c) };
     },
     async wait_status(c) {
@@ -134,7 +140,7 @@ async function main() {
         const li = document.querySelector(`#exchanges li[data-exchange="${CSS.escape(a.exchange)}"]`);
         const st = li && li.querySelector(".state");
         return st && a.states.indexOf(st.textContent) >= 0 ? st.textContent : false;
-      }, c, { polling: "mutation", timeout: c.timeout_ms });
+      }, c, { polling: POLL_MS, timeout: c.timeout_ms });
       return { state: await h.jsonValue() };
     },
     async wait_gone(c) {
@@ -142,7 +148,7 @@ async function main() {
         const sel = `[data-exchange="${CSS.escape(a.exchange)}"]`;
         return document.querySelector(`#head th${sel}, #body td${sel}, #exchanges li${sel}`) === null &&
                document.querySelectorAll("#body td.q").length > 0;
-      }, c, { polling: "mutation", timeout: c.timeout_ms });
+      }, c, { polling: POLL_MS, timeout: c.timeout_ms });
       return { columns: await page.$$eval("#head th[data-exchange]", (ths) => ths.map((t) => t.textContent)) };
     },
     async screenshot(c) {

@@ -72,6 +72,16 @@ static void world_start(struct world *w, const char *extra_config)
     }
     snprintf(w->ops, sizeof w->ops, "%s/operators", w->dir);
     mkdir(w->ops, 0700);
+    /* The shared Lua modules the real operators require. */
+    char cmd[768];
+    const char *src = getenv("RX_SOURCE_DIR");
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s/lib && if [ -d %s/operators/lib ]; then cp -r %s/operators/lib/. %s/lib/; fi",
+             w->ops, src, src, w->ops);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "could not copy operators/lib\n");
+        exit(2);
+    }
     snprintf(path, sizeof path, "%s/config.lua", w->dir);
     snprintf(text, sizeof text,
              "local fx = '%s'\n"
@@ -327,6 +337,10 @@ static void test_sandbox_isolation(void)
     for (size_t i = 0; i < sizeof hostiles / sizeof hostiles[0]; i++) {
         write_operator(&w, hostiles[i].name, hostiles[i].body);
     }
+    write_operator(&w, "sluggish",
+                   "local t = os.clock()\n"
+                   "while os.clock() - t < 0.12 do end\n"
+                   "x.emit{base = 'ccc', quote = 'ddd', bid = 1, ask = 2}");
     world_run_registry(&w);
     CHECK(wait_for(&w, hostiles_failed, NULL, 20));
     for (size_t i = 0; i < sizeof hostiles / sizeof hostiles[0]; i++) {
@@ -341,6 +355,13 @@ static void test_sandbox_isolation(void)
     struct ticker t;
     CHECK_INT_EQ(store_get(w.store, "steady", "AAA_BBB", &t), 0);
     uint64_t since = t.v;
+    /* The loop-lag watchdog marks the operator whose callbacks keep
+     * holding the loop, while it still delivers. */
+    struct state_want slow = {"sluggish", OP_STATE_DEGRADED};
+    CHECK(wait_for(&w, in_state, &slow, 10));
+    struct op_status sl;
+    CHECK(status_of(&w, "sluggish", &sl));
+    CHECK(strstr(sl.reason, "stall the loop") != NULL);
     CHECK(wait_for(&w, steady_advanced, &since, 10));
     struct op_status st;
     CHECK(status_of(&w, "steady", &st));

@@ -6,6 +6,10 @@ order below (innermost stages first), so the shares add up to 100%. The
 Debian Lua and lua-cjson libraries have no symbols for their internals:
 their frames are attributed through the named engine frames around them.
 Reads stdin, prints one line per stage.
+
+With `--inclusive NAME...` it prints instead, for each named frame, the
+share of samples whose stack holds it (inclusive time; shares overlap), as
+tests/bench/fanout/run uses it.
 """
 import collections
 import re
@@ -43,7 +47,21 @@ def stacks(lines):
         yield frames
 
 
+def inclusive(names):
+    counts = collections.Counter()
+    total = 0
+    for frames in stacks(sys.stdin):
+        total += 1
+        counts.update(set(frames).intersection(names))
+    for name in names:
+        print(f"  {counts[name] * 100 / max(total, 1):5.1f}%  {name}")
+    print(f"  ({total} samples)")
+
+
 def main():
+    if len(sys.argv) > 2 and sys.argv[1] == "--inclusive":
+        inclusive(sys.argv[2:])
+        return
     counts = collections.Counter()
     total = 0
     for frames in stacks(sys.stdin):
