@@ -32,6 +32,13 @@
 -- Prices are passed to x.emit exactly as Binance wrote them (JSON strings);
 -- the engine keeps the text and rejects crossed or non-positive quotes.
 
+local rest = require "rest"
+local pair = require "pair"
+local options = require "options"
+local batch = require "batch"
+local stream = require "stream"
+local dec = require("values").dec
+
 local DEFAULT_PER_SYMBOL_MAX = 5
 local TIMEOUT_S = 15
 
@@ -48,22 +55,12 @@ local MAX_STREAMS_PER_CONN = 1024 -- Binance closes a connection asking for more
 -- whichever limit comes first.
 local DEFAULT_MAX_URL_BYTES = 3000
 
--- Stream coverage, shared by the stream callbacks and poll() (same Lua state;
--- the stream callbacks never wait, so no update is ever half done):
---   conns[id] = { open = bool, gen = n } per socket; gen changes on every
---               open and close, so data from an earlier connection is stale;
---   book[symbol] = { id = conn id, gen = gen } when that connection
---               delivered a bookTicker for the symbol.
-local conns = {}
-local book = {}
-
--- A price/size as the engine accepts it: a string kept as written, a number
--- passed through; anything else (null, table, boolean) counts as absent.
-local function dec(v)
-  local t = type(v)
-  if t == "string" or t == "number" then return v end
-  return nil
-end
+-- Stream coverage, shared by the stream callbacks and poll(): per socket,
+-- whether it is open and which symbols its current connection delivered
+-- (lib/stream.lua). The streams are named in the URL, so there is no
+-- subscription to refuse: a symbol counts as delivered by the connection
+-- that carried its bookTicker (coverage:covered_via).
+local coverage = stream.coverage()
 
 -- closeTime as integer ms; lua-cjson decodes every number as a float.
 local function ms(v)
@@ -72,46 +69,14 @@ local function ms(v)
 end
 
 -- GET rest..path and decode the JSON answer; any failure is a clear error().
+-- Binance explains refusals as {"code":-1121,"msg":"Invalid symbol."}.
 local function get_json(x, path, query, what)
-  local status, body = x.http.get(x.op.rest .. path, { query = query, timeout = TIMEOUT_S })
-  if not status then
-    error(what .. ": " .. tostring(body), 0)
-  end
-  if type(body) ~= "string" then
-    error(what .. ": HTTP " .. tostring(status) .. " without a body", 0)
-  end
-  local ok, doc = pcall(x.json.decode, body)
-  if status ~= 200 then
-    -- Binance explains refusals as {"code":-1121,"msg":"Invalid symbol."}.
-    local msg = ok and type(doc) == "table" and type(doc.msg) == "string" and doc.msg
-    error(what .. ": HTTP " .. tostring(status) .. (msg and (" (" .. msg:sub(1, 200) .. ")") or ""), 0)
-  end
-  if not ok then
-    error(what .. ": invalid JSON", 0)
-  end
-  return doc
-end
-
--- Upper-cased and aliased, the way the engine canonicalises base/quote.
-local function canon(x, code)
-  code = string.upper(code)
-  local aliases = x.op.aliases
-  return type(aliases) == "table" and type(aliases[code]) == "string" and aliases[code] or code
-end
-
--- "btc/usdt", "BTC-USDT", "BTC_USDT" -> "BTC_USDT" (nil when malformed).
-local function norm_pair(x, p)
-  if type(p) ~= "string" then return nil end
-  local b, q = string.upper(p):match("^([^_/%-]+)[_/%-]([^_/%-]+)$")
-  if not b then return nil end
-  return canon(x, b) .. "_" .. canon(x, q)
+  return rest.get_json(x, path, what, { query = query, timeout = TIMEOUT_S, detail = "msg" })
 end
 
 -- Whether the open stream has delivered this symbol's quote.
 local function covered(sym)
-  local b = book[sym]
-  local c = b and conns[b.id]
-  return c ~= nil and c.open and c.gen == b.gen
+  return coverage:covered_via(sym)
 end
 
 local function load_markets(x)
@@ -127,9 +92,7 @@ local function load_markets(x)
     elseif ok and type(s.baseAsset) == "string" and type(s.quoteAsset) == "string"
         and s.baseAsset ~= "" and s.quoteAsset ~= "" then
       list[#list + 1] = { symbol = s.symbol, base = s.baseAsset, quote = s.quoteAsset }
-      local key = canon(x, s.baseAsset) .. "_" .. canon(x, s.quoteAsset)
-      by_pair[key] = by_pair[key] or {}
-      table.insert(by_pair[key], s.symbol)
+      pair.add(x, by_pair, s.baseAsset, s.quoteAsset, s.symbol)
     else
       bad = bad + 1
     end
@@ -144,28 +107,11 @@ local function load_markets(x)
   return list
 end
 
--- The configured allow-list (empty = all pairs).
-local function wanted_pairs(x)
-  return type(x.op.pairs) == "table" and x.op.pairs or {}
-end
-
 -- Symbols of the allow-list, through the markets' base/quote (never by
 -- concatenating names). Unknown pairs are logged once and skipped.
 local function allowed_symbols(x, wanted)
-  local symbols, seen = {}, {}
-  for _, p in ipairs(wanted) do
-    local key = norm_pair(x, p)
-    local found = key and mk.by_pair[key]
-    if found then
-      for _, sym in ipairs(found) do
-        if not seen[sym] then seen[sym], symbols[#symbols + 1] = true, sym end
-      end
-    elseif not warned[tostring(p)] then
-      warned[tostring(p)] = true
-      x.log.warn("pairs: " .. tostring(p) .. " is not a TRADING market on binance")
-    end
-  end
-  return symbols
+  return pair.select(x, mk.by_pair, wanted,
+    pair.warn_unknown(x, warned, "is not a TRADING market on binance"))
 end
 
 -- A per-symbol answer must be one object for the symbol asked (a bare array
@@ -205,21 +151,11 @@ local function symbol_ticker(x, sym)
   })
 end
 
+-- One symbol failing must not hold back the others' data.
 local function poll_per_symbol(x, symbols)
-  local list, failed, first = {}, 0, nil
-  for _, sym in ipairs(symbols) do
-    -- One symbol failing must not hold back the others' data.
-    local ok, t = pcall(symbol_ticker, x, sym)
-    if ok then
-      list[#list + 1] = t
-    else
-      failed, first = failed + 1, first or tostring(t)
-    end
-  end
+  local list, err = batch.each(symbols, function(sym) return symbol_ticker(x, sym) end, "symbols")
   if #list > 0 then x.emit_many(list) end
-  if first then
-    error(first .. (failed > 1 and (" (and " .. (failed - 1) .. " more symbols failed)") or ""), 0)
-  end
+  if err then error(err, 0) end
 end
 
 -- All symbols in one request; `only` (a set) narrows it to a long allow-list.
@@ -246,7 +182,7 @@ end
 
 local function poll(x)
   if not mk then load_markets(x) end -- markets() normally ran at load
-  local wanted = wanted_pairs(x)
+  local wanted = pair.wanted(x)
   if #wanted == 0 then
     return poll_all(x, nil)
   end
@@ -254,8 +190,7 @@ local function poll(x)
   if #symbols == 0 then
     error("pairs: none of the configured pairs is a TRADING market on binance", 0)
   end
-  local opts = type(x.op.options) == "table" and x.op.options or {}
-  local limit = tonumber(opts.per_symbol_max) or DEFAULT_PER_SYMBOL_MAX
+  local limit = options.number(x, "per_symbol_max", DEFAULT_PER_SYMBOL_MAX)
   if #symbols <= limit then
     return poll_per_symbol(x, symbols)
   end
@@ -272,7 +207,7 @@ end
 -- (no SUBSCRIBE needed, so a reconnect resubscribes by itself).
 local function connections(x, markets)
   local symbols
-  local wanted = wanted_pairs(x)
+  local wanted = pair.wanted(x)
   if #wanted > 0 then
     if not mk then load_markets(x) end
     symbols = allowed_symbols(x, wanted)
@@ -282,27 +217,15 @@ local function connections(x, markets)
       if type(m) == "table" and type(m.symbol) == "string" then symbols[#symbols + 1] = m.symbol end
     end
   end
-  local opts = type(x.op.options) == "table" and x.op.options or {}
-  local per = math.tointeger(tonumber(opts.streams_per_conn) or DEFAULT_STREAMS_PER_CONN)
-  if not per or per < 1 or per > MAX_STREAMS_PER_CONN then
-    x.log.warn("options.streams_per_conn must be an integer 1.." .. MAX_STREAMS_PER_CONN
-      .. "; using " .. DEFAULT_STREAMS_PER_CONN)
-    per = DEFAULT_STREAMS_PER_CONN
-  end
-  if type(x.op.ws) ~= "string" or x.op.ws == "" then
-    error("stream: no ws URL configured", 0)
-  end
-  local max_url = math.tointeger(tonumber(opts.max_url_bytes) or DEFAULT_MAX_URL_BYTES)
-  if not max_url or max_url < 256 then
-    x.log.warn("options.max_url_bytes must be an integer >= 256; using " .. DEFAULT_MAX_URL_BYTES)
-    max_url = DEFAULT_MAX_URL_BYTES
-  end
-  local prefix = x.op.ws:gsub("/+$", "") .. "/stream?streams="
+  local per = options.integer(x, "streams_per_conn", DEFAULT_STREAMS_PER_CONN, 1, MAX_STREAMS_PER_CONN)
+  local ws = stream.url(x)
+  local max_url = options.integer(x, "max_url_bytes", DEFAULT_MAX_URL_BYTES, 256)
+  local prefix = ws:gsub("/+$", "") .. "/stream?streams="
   local list, names, syms, len = {}, {}, {}, #prefix
   local function flush()
     if #names == 0 then return end
     local id = #list + 1
-    conns[id] = { open = false, gen = 0 }
+    coverage:add(id)
     list[id] = { id = id, symbols = syms, url = prefix .. table.concat(names, "/") }
     names, syms, len = {}, {}, #prefix
   end
@@ -326,13 +249,11 @@ end
 
 -- A new connection: whatever the previous one delivered no longer counts.
 local function on_open(x, ws, conn)
-  local c = conns[conn.id]
-  if c then c.open, c.gen = true, c.gen + 1 end
+  coverage:opened(conn.id)
 end
 
 local function on_close(x, conn, code, reason)
-  local c = conns[conn.id]
-  if c then c.open, c.gen = false, c.gen + 1 end
+  coverage:closed(conn.id)
 end
 
 -- Never raises and never waits: every message that is not a bookTicker
@@ -355,8 +276,7 @@ local function on_message(x, ws, msg, conn)
   local sym = d.s
   if type(sym) ~= "string" or type(d.b) ~= "string" or type(d.a) ~= "string" then return end
   x.emit({ symbol = sym, bid = d.b, ask = d.a, bid_size = dec(d.B), ask_size = dec(d.A), ts = nil })
-  local c = conns[conn.id]
-  if c then book[sym] = { id = conn.id, gen = c.gen } end
+  coverage:delivered(sym, conn.id)
 end
 
 return {

@@ -41,6 +41,14 @@
 -- Prices are passed to x.emit exactly as Coinbase wrote them (JSON strings).
 -- REST requests carry a User-Agent: Coinbase refuses requests without one.
 
+local rest = require "rest"
+local pair = require "pair"
+local options = require "options"
+local batch = require "batch"
+local stream = require "stream"
+-- Coinbase sends "" for a side it does not have: absent, not malformed.
+local dec = require("values").dec_nonempty
+
 local TIMEOUT_S = 15
 local USER_AGENT = "rate-explorer"
 local DEFAULT_PRODUCTS_PER_CONN = 100
@@ -50,23 +58,12 @@ local DEFAULT_POLL_MAX = 10
 local mk = nil    -- { ids = {id...} sorted, by_pair = {BASE_QUOTE = {id...}} }
 local warned = {} -- allow-list entries already reported (log once)
 
--- Stream coverage, shared by the stream callbacks and poll() (same Lua state;
--- the stream callbacks never wait, so no update is ever half done):
---   conns[id] = { open = bool, gen = n, refused = gen }: gen changes on
---               every open and close, so what an earlier connection
---               delivered no longer counts;
---   planned[product] = id of the socket that subscribes it;
---   got[product] = gen of its socket when that socket delivered a ticker.
-local conns, planned, got = {}, {}, {}
+-- Stream coverage, shared by the stream callbacks and poll() (lib/stream.lua):
+-- which socket subscribes each product, whether its current connection
+-- carried a ticker for it, and the sockets whose subscription Coinbase
+-- refused (an "error" message refuses the whole subscribe).
+local coverage = stream.coverage()
 local turn = 0 -- where the next poll starts when it cannot ask for every product
-
--- A price/size as the engine accepts it: a non-empty string kept as written,
--- a number passed through; anything else (null, "", table) counts as absent.
-local function dec(v)
-  local t = type(v)
-  if (t == "string" and v ~= "") or t == "number" then return v end
-  return nil
-end
 
 -- Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's
 -- days_from_civil), integers only.
@@ -108,37 +105,13 @@ local function iso_ms(s)
   return t * 1000 + ms
 end
 
+-- Coinbase explains refusals as {"message":"NotFound"}.
 local function get_json(x, path, what)
-  local status, body = x.http.get(x.op.rest .. path, {
+  return rest.get_json(x, path, what, {
     headers = { ["User-Agent"] = USER_AGENT, Accept = "application/json" },
     timeout = TIMEOUT_S,
+    detail = "message",
   })
-  if not status then
-    error(what .. ": " .. tostring(body), 0)
-  end
-  local ok, doc = pcall(x.json.decode, type(body) == "string" and body or "")
-  if status ~= 200 then
-    -- Coinbase explains refusals as {"message":"NotFound"}.
-    local msg = ok and type(doc) == "table" and type(doc.message) == "string" and doc.message
-    error(what .. ": HTTP " .. tostring(status) .. (msg and (" (" .. msg:sub(1, 200) .. ")") or ""), 0)
-  end
-  if not ok then
-    error(what .. ": invalid JSON", 0)
-  end
-  return doc
-end
-
--- Upper-cased and aliased, the way the engine canonicalises base/quote.
-local function canon(x, code)
-  code = string.upper(code)
-  local aliases = x.op.aliases
-  return type(aliases) == "table" and type(aliases[code]) == "string" and aliases[code] or code
-end
-
--- "btc/usdt", "BTC-USDT", "BTC_USDT" -> "BTC", "USDT" (nil when malformed).
-local function split_pair(p)
-  if type(p) ~= "string" then return nil end
-  return string.upper(p):match("^([A-Z0-9]+)[_/%-]([A-Z0-9]+)$")
 end
 
 local function load_markets(x)
@@ -146,16 +119,14 @@ local function load_markets(x)
   if type(doc) ~= "table" or (doc[1] == nil and next(doc) ~= nil) then
     error("products: expected an array", 0)
   end
-  local list, ids, by_pair, off, bad = {}, {}, {}, 0, 0
+  local list, by_pair, off, bad = {}, {}, 0, 0
   for _, p in ipairs(doc) do
     if type(p) == "table" and type(p.id) == "string" and p.id:match("^[%w%-]+$")
         and type(p.base_currency) == "string" and p.base_currency ~= ""
         and type(p.quote_currency) == "string" and p.quote_currency ~= "" then
       if (p.status == nil or p.status == "online") and p.trading_disabled ~= true then
         list[#list + 1] = { symbol = p.id, base = p.base_currency, quote = p.quote_currency }
-        local key = canon(x, p.base_currency) .. "_" .. canon(x, p.quote_currency)
-        by_pair[key] = by_pair[key] or {}
-        table.insert(by_pair[key], p.id)
+        pair.add(x, by_pair, p.base_currency, p.quote_currency, p.id)
       else
         off = off + 1
       end
@@ -172,29 +143,20 @@ local function load_markets(x)
   if #list == 0 then
     error("products: no online products", 0)
   end
-  table.sort(list, function(l, r) return l.symbol < r.symbol end)
-  for i, m in ipairs(list) do ids[i] = m.symbol end
-  for _, v in pairs(by_pair) do table.sort(v) end
-  mk = { ids = ids, by_pair = by_pair }
+  mk = { ids = pair.sort(list, by_pair), by_pair = by_pair }
   return list
 end
 
 -- What to deliver: product ids from /products, and `extra` = {id = {base,
 -- quote}} for allow-listed pairs /products does not list (poll only).
 local function targets(x)
-  local wanted = type(x.op.pairs) == "table" and x.op.pairs or {}
+  local wanted = pair.wanted(x)
   if #wanted == 0 then
     return mk.ids, {}, {}
   end
-  local ids, extra, extra_ids, seen = {}, {}, {}, {}
-  for _, p in ipairs(wanted) do
-    local b, q = split_pair(p)
-    local found = b and mk.by_pair[canon(x, b) .. "_" .. canon(x, q)]
-    if found then
-      for _, id in ipairs(found) do
-        if not seen[id] then seen[id], ids[#ids + 1] = true, id end
-      end
-    elseif b then
+  local extra, extra_ids = {}, {}
+  local ids = pair.select(x, mk.by_pair, wanted, function(p, b, q, seen)
+    if b then
       local id = b .. "-" .. q
       if not seen[id] then
         seen[id], extra[id], extra_ids[#extra_ids + 1] = true, { base = b, quote = q }, id
@@ -208,29 +170,11 @@ local function targets(x)
       warned[tostring(p)] = true
       x.log.warn("pairs: " .. tostring(p):sub(1, 40) .. " is not a BASE_QUOTE pair; skipped")
     end
-  end
+  end)
   if #ids == 0 and #extra_ids == 0 then
     error("pairs: none of the configured pairs is usable on coinbase", 0)
   end
   return ids, extra, extra_ids
-end
-
-local function option(x, name, dflt, lo, hi)
-  local opts = type(x.op.options) == "table" and x.op.options or {}
-  local v = tonumber(opts[name]) or dflt
-  if v < lo or v > hi then
-    x.log.warn("options." .. name .. " must be within " .. lo .. ".." .. hi .. "; using " .. dflt)
-    v = dflt
-  end
-  return v
-end
-
--- Whether the open stream delivers this product: its socket is open and has
--- carried a ticker for it (and Coinbase reported no error since).
-local function covered(id)
-  local cid = planned[id]
-  local c = cid and conns[cid]
-  return c ~= nil and c.open and got[id] == c.gen and c.refused ~= c.gen
 end
 
 -- One product's REST ticker, or nil when the stream delivered it meanwhile.
@@ -239,7 +183,9 @@ local function product_ticker(x, id, extra)
   if type(doc) ~= "table" then
     error("products/" .. id .. "/ticker: expected an object", 0)
   end
-  if covered(id) then return nil end
+  -- Not if the stream delivered it meanwhile: its socket is open and has
+  -- carried a ticker for it (and Coinbase reported no error since).
+  if coverage:covered(id) then return nil end
   local e = extra[id]
   return {
     symbol = id, base = e and e.base, quote = e and e.quote,
@@ -251,40 +197,27 @@ end
 local function poll(x)
   if not mk then load_markets(x) end -- markets() normally ran at load
   local ids, extra, extra_ids = targets(x)
-  local opts = type(x.op.options) == "table" and x.op.options or {}
-  local fallback = opts.poll_fallback ~= false
   local need = {}
   for _, id in ipairs(extra_ids) do need[#need + 1] = id end
-  for _, id in ipairs(ids) do
-    -- Without the fallback, nothing a socket subscribes is asked for.
-    if fallback and not covered(id) or not fallback and not planned[id] then
-      need[#need + 1] = id
-    end
-  end
+  -- Without the fallback, nothing a socket subscribes is asked for.
+  coverage:uncovered(ids, options.flag(x, "poll_fallback"), need)
   if #need == 0 then
     return -- the stream delivers every product
   end
-  local max = math.floor(option(x, "poll_max", DEFAULT_POLL_MAX, 1, 1000))
+  local max = math.floor(options.number(x, "poll_max", DEFAULT_POLL_MAX, 1, 1000))
   local from = 1
   if #need > max then
     from = turn % #need + 1
     turn = turn + max
   end
-  local list, failed, first = {}, 0, nil
+  local turn_ids = {}
   for k = 0, math.min(max, #need) - 1 do
-    local id = need[(from - 1 + k) % #need + 1]
-    -- One product failing must not hold back the others' data.
-    local ok, t = pcall(product_ticker, x, id, extra)
-    if not ok then
-      failed, first = failed + 1, first or tostring(t)
-    elseif t then
-      list[#list + 1] = t
-    end
+    turn_ids[#turn_ids + 1] = need[(from - 1 + k) % #need + 1]
   end
+  -- One product failing must not hold back the others' data.
+  local list, err = batch.each(turn_ids, function(id) return product_ticker(x, id, extra) end, "products")
   if #list > 0 then x.emit_many(list) end
-  if first then
-    error(first .. (failed > 1 and (" (and " .. (failed - 1) .. " more products failed)") or ""), 0)
-  end
+  if err then error(err, 0) end
 end
 
 -- ---------------------------------------------------------------------------
@@ -293,22 +226,12 @@ end
 
 local function connections(x, markets)
   if not mk then load_markets(x) end
-  if type(x.op.ws) ~= "string" or x.op.ws == "" then
-    error("stream: no ws URL configured", 0)
-  end
+  local url = stream.url(x)
   local ids = targets(x) -- only what /products lists: see the top of the file
-  local per = math.floor(option(x, "products_per_conn", DEFAULT_PRODUCTS_PER_CONN, 1, 10000))
-  local list = {}
-  for i = 1, #ids, per do
-    local id = #list + 1
-    local products = {}
-    for j = i, math.min(i + per - 1, #ids) do
-      products[#products + 1] = ids[j]
-      planned[ids[j]] = id
-    end
-    conns[id] = { open = false, gen = 0 }
-    list[id] = { id = id, url = x.op.ws, products = products }
-  end
+  local per = math.floor(options.number(x, "products_per_conn", DEFAULT_PRODUCTS_PER_CONN, 1, 10000))
+  local list = coverage:plan(ids, per, function(id, products)
+    return { id = id, url = url, products = products }
+  end)
   x.log.info("stream: " .. #ids .. " ticker products on " .. #list .. " connection(s)")
   return list
 end
@@ -316,8 +239,7 @@ end
 -- Runs after every (re)connect: subscribe again; what the previous
 -- connection delivered no longer counts.
 local function on_open(x, ws, conn)
-  local c = conns[conn.id]
-  if c then c.open, c.gen = true, c.gen + 1 end
+  coverage:opened(conn.id)
   local ok, err = ws:send(x.json.encode({
     type = "subscribe",
     product_ids = conn.products,
@@ -329,8 +251,7 @@ local function on_open(x, ws, conn)
 end
 
 local function on_close(x, conn, code, reason)
-  local c = conns[conn.id]
-  if c then c.open, c.gen = false, c.gen + 1 end
+  coverage:closed(conn.id)
 end
 
 -- Never raises and never waits.
@@ -347,12 +268,10 @@ local function on_message(x, ws, msg, conn)
       bid_size = dec(doc.best_bid_size), ask_size = dec(doc.best_ask_size),
       last = dec(doc.price), volume = dec(doc.volume_24h), ts = iso_ms(doc.time),
     })
-    local c = conns[conn.id]
-    if c then got[id] = c.gen end
+    coverage:delivered(id, conn.id)
   elseif kind == "error" then
     -- e.g. "Failed to subscribe": nothing of this socket is coming.
-    local c = conns[conn.id]
-    if c then c.refused = c.gen end
+    coverage:refuse_all(conn.id)
     x.log.warn("stream: " .. tostring(doc.message):sub(1, 100) .. ": "
       .. tostring(doc.reason):sub(1, 200))
   end

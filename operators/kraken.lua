@@ -34,6 +34,13 @@
 -- socket subscribes. Kraken answers errors with HTTP 200 and a non-empty
 -- `error` array.
 
+local rest = require "rest"
+local pair = require "pair"
+local options = require "options"
+local batch = require "batch"
+local stream = require "stream"
+local dec = require("values").dec
+
 local CHUNK = 50 -- altnames per Ticker request (keeps the URL short)
 local TIMEOUT_S = 15
 
@@ -44,24 +51,11 @@ local warned = {} -- allow-list entries already reported as unknown (log once)
 
 local DEFAULT_PAIRS_PER_CONN = 200
 
--- Stream coverage, shared by the stream callbacks and poll() (same Lua state;
--- the stream callbacks never wait, so no update is ever half done):
---   conns[id] = { open = bool, gen = n }: gen changes on every open and
---               close, so what an earlier connection delivered no longer
---               counts;
---   planned[key] = id of the socket that subscribes the pair;
---   got[key] = gen of its socket when that socket delivered a ticker;
---   refused[key] = gen when Kraken refused the subscription.
-local conns, planned, got, refused = {}, {}, {}, {}
+-- Stream coverage, shared by the stream callbacks and poll() (lib/stream.lua):
+-- which socket subscribes each pair (by AssetPairs key), whether its current
+-- connection carried a ticker for it, and Kraken's per-pair refusals.
+local coverage = stream.coverage()
 local reqid = 0
-
--- A price/volume as the engine accepts it: a string kept as written, a number
--- passed through; anything else counts as absent.
-local function dec(v)
-  local t = type(v)
-  if t == "string" or t == "number" then return v end
-  return nil
-end
 
 -- arr[i] of a Kraken [price, whole-lot volume, lot volume] style array.
 local function at(arr, i)
@@ -69,19 +63,10 @@ local function at(arr, i)
   return dec(arr[i])
 end
 
+-- Kraken's refusals carry no detail worth decoding (errors that matter come
+-- with HTTP 200, see result_of).
 local function get_json(x, path, query, what)
-  local status, body = x.http.get(x.op.rest .. path, { query = query, timeout = TIMEOUT_S })
-  if not status then
-    error(what .. ": " .. tostring(body), 0)
-  end
-  if status ~= 200 then
-    error(what .. ": HTTP " .. tostring(status), 0)
-  end
-  local ok, doc = pcall(x.json.decode, type(body) == "string" and body or "")
-  if not ok then
-    error(what .. ": invalid JSON", 0)
-  end
-  return doc
+  return rest.get_json(x, path, what, { query = query, timeout = TIMEOUT_S })
 end
 
 -- The `result` of a Kraken answer. Messages in `error` start with a severity:
@@ -112,21 +97,6 @@ local function result_of(x, doc, what)
   return doc.result
 end
 
--- Upper-cased and aliased, the way the engine canonicalises base/quote.
-local function canon(x, code)
-  code = string.upper(code)
-  local aliases = x.op.aliases
-  return type(aliases) == "table" and type(aliases[code]) == "string" and aliases[code] or code
-end
-
--- "btc/usdt", "BTC-USDT", "BTC_USDT" -> "BTC_USDT" (nil when malformed).
-local function norm_pair(x, p)
-  if type(p) ~= "string" then return nil end
-  local b, q = string.upper(p):match("^([^_/%-]+)[_/%-]([^_/%-]+)$")
-  if not b then return nil end
-  return canon(x, b) .. "_" .. canon(x, q)
-end
-
 local function load_markets(x)
   local result = result_of(x, get_json(x, "/0/public/AssetPairs", nil, "AssetPairs"), "AssetPairs")
   local list, by_key, by_alt, by_pair, skipped = {}, {}, {}, {}, 0
@@ -142,9 +112,7 @@ local function load_markets(x)
       local alt = type(p.altname) == "string" and p.altname ~= "" and p.altname or key
       by_key[key], by_alt[alt] = alt, key
       ws_by_key[key], by_ws[p.wsname] = p.wsname, key
-      local pair = canon(x, b) .. "_" .. canon(x, q)
-      by_pair[pair] = by_pair[pair] or {}
-      table.insert(by_pair[pair], key)
+      pair.add(x, by_pair, b, q, key)
     else
       skipped = skipped + 1
     end
@@ -155,10 +123,7 @@ local function load_markets(x)
   if #list == 0 then
     error("AssetPairs: no pairs with a wsname", 0)
   end
-  table.sort(list, function(l, r) return l.symbol < r.symbol end) -- pairs() order is random
-  for _, keys in pairs(by_pair) do table.sort(keys) end
-  local keys = {}
-  for i, m in ipairs(list) do keys[i] = m.symbol end
+  local keys = pair.sort(list, by_pair) -- pairs() order is random
   mk = { keys = keys, by_key = by_key, by_alt = by_alt, by_pair = by_pair,
          ws_by_key = ws_by_key, by_ws = by_ws }
   return list
@@ -167,25 +132,12 @@ end
 -- AssetPairs keys of the allow-list, through the markets (BTC_USDT ->
 -- XBTUSDT); unknown pairs are logged once and skipped.
 local function allowed_keys(x, wanted)
-  local keys, seen = {}, {}
-  for _, p in ipairs(wanted) do
-    local pair = norm_pair(x, p)
-    local found = pair and mk.by_pair[pair]
-    if found then
-      for _, k in ipairs(found) do
-        if not seen[k] then seen[k], keys[#keys + 1] = true, k end
-      end
-    elseif not warned[tostring(p)] then
-      warned[tostring(p)] = true
-      x.log.warn("pairs: " .. tostring(p) .. " is not a market on kraken")
-    end
-  end
-  return keys
+  return pair.select(x, mk.by_pair, wanted, pair.warn_unknown(x, warned, "is not a market on kraken"))
 end
 
 -- The keys to deliver: the allow-list's, or every market's.
 local function target_keys(x)
-  local wanted = type(x.op.pairs) == "table" and x.op.pairs or {}
+  local wanted = pair.wanted(x)
   if #wanted == 0 then
     return mk.keys, false
   end
@@ -194,14 +146,6 @@ local function target_keys(x)
     error("pairs: none of the configured pairs is a market on kraken", 0)
   end
   return keys, true
-end
-
--- Whether the open stream delivers this pair: its socket is open and has
--- carried a ticker for it (and Kraken did not refuse it since).
-local function covered(key)
-  local id = planned[key]
-  local c = id and conns[id]
-  return c ~= nil and c.open and got[key] == c.gen and refused[key] ~= c.gen
 end
 
 -- One Ticker entry: a = ask, b = bid as [price, whole-lot volume, lot volume];
@@ -227,7 +171,9 @@ local function fetch(x, pairlist)
       -- Answers are keyed by the AssetPairs key; map an altname key back
       -- to it should Kraken ever answer with the name we asked.
       local symbol = (mk.by_key[key] or not mk.by_alt[key]) and key or mk.by_alt[key]
-      if not covered(symbol) then
+      -- Not if the stream delivers it: its socket is open and has carried a
+      -- ticker for it (and Kraken did not refuse it since).
+      if not coverage:covered(symbol) then
         list[#list + 1] = ticker(symbol, t)
       end
     end
@@ -236,24 +182,12 @@ local function fetch(x, pairlist)
   x.emit_many(list)
 end
 
--- The target pairs the stream does not deliver (with poll_fallback = false:
--- those no socket subscribes).
-local function uncovered(x, keys)
-  local opts = type(x.op.options) == "table" and x.op.options or {}
-  local fallback = opts.poll_fallback ~= false
-  local out = {}
-  for _, k in ipairs(keys) do
-    if fallback and not covered(k) or not fallback and not planned[k] then
-      out[#out + 1] = k
-    end
-  end
-  return out
-end
-
 local function poll(x)
   if not mk then load_markets(x) end -- markets() normally ran at load
   local keys, listed = target_keys(x)
-  local need = uncovered(x, keys)
+  -- The target pairs the stream does not deliver (with poll_fallback = false:
+  -- those no socket subscribes).
+  local need = coverage:uncovered(keys, options.flag(x, "poll_fallback"))
   if #need == 0 then
     return -- the stream delivers every pair
   end
@@ -263,19 +197,13 @@ local function poll(x)
     -- it does not know, e.g. one whose subscription it refused.)
     return fetch(x, nil)
   end
-  local failed, first = 0, nil
-  for i = 1, #need, CHUNK do
+  -- One failing chunk must not hold back the others' data.
+  local _, err = batch.each(batch.chunks(need, CHUNK), function(part)
     local alts = {}
-    for j = i, math.min(i + CHUNK - 1, #need) do alts[#alts + 1] = mk.by_key[need[j]] end
-    -- One failing chunk must not hold back the others' data.
-    local ok, err = pcall(fetch, x, table.concat(alts, ","))
-    if not ok then
-      failed, first = failed + 1, first or tostring(err)
-    end
-  end
-  if first then
-    error(first .. (failed > 1 and (" (and " .. (failed - 1) .. " more requests failed)") or ""), 0)
-  end
+    for _, k in ipairs(part) do alts[#alts + 1] = mk.by_key[k] end
+    fetch(x, table.concat(alts, ","))
+  end, "requests")
+  if err then error(err, 0) end
 end
 
 -- ---------------------------------------------------------------------------
@@ -284,27 +212,14 @@ end
 
 local function connections(x, markets)
   if not mk then load_markets(x) end
-  if type(x.op.ws) ~= "string" or x.op.ws == "" then
-    error("stream: no ws URL configured", 0)
-  end
+  local url = stream.url(x)
   local keys = target_keys(x)
-  local opts = type(x.op.options) == "table" and x.op.options or {}
-  local per = math.tointeger(tonumber(opts.pairs_per_conn) or DEFAULT_PAIRS_PER_CONN)
-  if not per or per < 1 then
-    x.log.warn("options.pairs_per_conn must be a positive integer; using " .. DEFAULT_PAIRS_PER_CONN)
-    per = DEFAULT_PAIRS_PER_CONN
-  end
-  local list = {}
-  for i = 1, #keys, per do
-    local id = #list + 1
+  local per = options.integer(x, "pairs_per_conn", DEFAULT_PAIRS_PER_CONN, 1)
+  local list = coverage:plan(keys, per, function(id, part)
     local wsnames = {}
-    for j = i, math.min(i + per - 1, #keys) do
-      wsnames[#wsnames + 1] = mk.ws_by_key[keys[j]]
-      planned[keys[j]] = id
-    end
-    conns[id] = { open = false, gen = 0 }
-    list[id] = { id = id, url = x.op.ws, wsnames = wsnames }
-  end
+    for _, k in ipairs(part) do wsnames[#wsnames + 1] = mk.ws_by_key[k] end
+    return { id = id, url = url, wsnames = wsnames }
+  end)
   x.log.info("stream: " .. #keys .. " ticker subscriptions on " .. #list .. " connection(s)")
   return list
 end
@@ -312,8 +227,7 @@ end
 -- Runs after every (re)connect: subscribe again; what the previous
 -- connection delivered no longer counts.
 local function on_open(x, ws, conn)
-  local c = conns[conn.id]
-  if c then c.open, c.gen = true, c.gen + 1 end
+  coverage:opened(conn.id)
   reqid = reqid + 1
   local ok, err = ws:send(x.json.encode({
     event = "subscribe", reqid = reqid, pair = conn.wsnames, subscription = { name = "ticker" },
@@ -324,8 +238,7 @@ local function on_open(x, ws, conn)
 end
 
 local function on_close(x, conn, code, reason)
-  local c = conns[conn.id]
-  if c then c.open, c.gen = false, c.gen + 1 end
+  coverage:closed(conn.id)
 end
 
 local function on_ping(x, ws)
@@ -338,8 +251,7 @@ local function on_event(x, doc, conn)
   local ev = doc.event
   if ev == "subscriptionStatus" and doc.status == "error" then
     local key = mk and type(doc.pair) == "string" and mk.by_ws[doc.pair]
-    local c = conns[conn.id]
-    if key and c then refused[key] = c.gen end
+    coverage:refuse(key, conn.id)
     x.log.warn("stream: subscribe " .. tostring(doc.pair):sub(1, 40) .. " refused: "
       .. tostring(doc.errorMessage):sub(1, 200))
   elseif ev == "systemStatus" and doc.status ~= "online" then
@@ -365,8 +277,7 @@ local function on_message(x, ws, msg, conn)
   local wsname = doc[n]
   local key = mk and mk.by_ws[wsname]
   x.emit(ticker(key or wsname, doc[2]))
-  local c = conns[conn.id]
-  if key and c then got[key] = c.gen end
+  coverage:delivered(key, conn.id)
 end
 
 return {

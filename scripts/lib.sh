@@ -92,17 +92,23 @@ rx_start_redis() {
     export REDIS_PORT
 }
 
-# Test-only tools from npm, pinned, into .tools/ (not committed). The OpenAPI
-# lint uses @redocly/cli; 1.34.21 depends on a package missing from the
-# registry, hence the exact pin. Best effort: without npm the lint test skips.
-RX_REDOCLY_VERSION=1.34.20
+# Test-only tools from npm, pinned, into .tools/ (not committed): the
+# OpenAPI lint (@redocly/cli; 1.34.21 depends on a package missing from the
+# registry, hence the exact pin) and playwright-core for the page test, at
+# the release built for Debian 12's Chromium 156. Best effort: without npm
+# those tests skip and say why.
+RX_NPM_TOOLS=("@redocly/cli@1.34.20" "playwright-core@1.64.1")
 rx_install_npm_tools() {
-    local bin="$RX_ROOT/.tools/node_modules/.bin/redocly"
-    if [ ! -x "$bin" ] && command -v npm >/dev/null 2>&1; then
-        npm install --silent --no-audit --no-fund --prefix "$RX_ROOT/.tools" \
-            "@redocly/cli@$RX_REDOCLY_VERSION" >/dev/null 2>&1 ||
-            echo "warning: could not install @redocly/cli; the OpenAPI lint test will skip" >&2
+    local tool name missing=()
+    for tool in "${RX_NPM_TOOLS[@]}"; do
+        name=${tool%@*}
+        [ -f "$RX_ROOT/.tools/node_modules/$name/package.json" ] || missing+=("$tool")
+    done
+    if [ ${#missing[@]} -gt 0 ] && command -v npm >/dev/null 2>&1; then
+        npm install --silent --no-audit --no-fund --prefix "$RX_ROOT/.tools" "${missing[@]}" \
+            >/dev/null 2>&1 || echo "warning: could not install ${missing[*]}; their tests will skip" >&2
     fi
-    [ -x "$bin" ] && export REDOCLY_CLI="$bin"
+    local redocly="$RX_ROOT/.tools/node_modules/.bin/redocly"
+    [ -x "$redocly" ] && export REDOCLY_CLI="$redocly"
     return 0
 }

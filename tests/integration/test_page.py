@@ -50,6 +50,11 @@ def tools_or_skip():
     node = shutil.which("node")
     if not node:
         pytest.skip("node is not installed (scripts/test installs nodejs)")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True,
+                             timeout=30).stdout.strip()
+    major = int(version.lstrip("v").split(".")[0]) if version[1:2].isdigit() else 0
+    if major < 20:
+        pytest.skip(f"node {version or '?'} is too old for playwright-core (needs 20 or later)")
     if not os.access(CHROMIUM, os.X_OK):
         pytest.skip(f"{CHROMIUM} is not installed (Debian package chromium; scripts/test installs it)")
     if not os.path.isfile(os.path.join(PLAYWRIGHT, "package.json")):
@@ -112,8 +117,13 @@ class Browser:
                 self.proc.stdin.close()
                 self.proc.wait(30 * FACTOR)
             except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait(10)
+                # SIGTERM lets Playwright close Chromium; SIGKILL if even that hangs.
+                self.proc.terminate()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait(10)
         self.stderr.close()
 
 
@@ -147,6 +157,8 @@ def test_live_page(make_service, fakex_clean, tmp_path):
     ops_dir.mkdir()
     for name in ("binance", "kraken"):
         shutil.copy(os.path.join(SOURCE, "operators", f"{name}.lua"), ops_dir)
+    if os.path.isdir(os.path.join(SOURCE, "operators", "lib")):  # what require() reaches
+        shutil.copytree(os.path.join(SOURCE, "operators", "lib"), ops_dir / "lib")
     service = make_service(operators=OPERATORS, operators_dir=f'"{ops_dir}"',
                            stale_after_ms="1500")
     wait_until(lambda: {"binance", "kraken"} <= set(btc_tickers(service)), 60,
@@ -175,6 +187,7 @@ def test_live_page(make_service, fakex_clean, tmp_path):
         answer = browser.call(10, cmd="wait_bid", exchange="binance", pair="BTC_USDT",
                               text="7123.45")
         elapsed = time.monotonic() - t0
+        print(f"new price shown after {elapsed:.3f} s")
         assert elapsed <= 1.0 * FACTOR, f"the new price took {elapsed:.3f} s to show"
         cell = answer["cell"]
         assert cell["ask"] == "7124.55" and cell["mid"] == "mid 7124", cell
@@ -187,6 +200,7 @@ def test_live_page(make_service, fakex_clean, tmp_path):
         fakex_control(fakex_clean, "binance", "fault", {"status": 500})
         answer = browser.call(15, cmd="wait_stale", exchange="binance", pair="BTC_USDT")
         stale_after = time.monotonic() - t1
+        print(f"stale mark shown {stale_after:.3f} s after the fault")
         # Not before the data was 1.5 s old (the last good poll was at most
         # one poll interval, 0.2 s, before the fault) ...
         assert stale_after >= 1.2, f"marked stale after only {stale_after:.3f} s"

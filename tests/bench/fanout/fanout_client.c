@@ -64,7 +64,8 @@ struct bench {
 
 static volatile sig_atomic_t interrupted;
 
-/* Creates PREFIX.what (empty) so that a script can time its samples to ours. */
+/* Creates PREFIX.what (holding "1", as rx_wait_file waits for a non-empty
+ * file) so that a script can time its samples to ours. */
 static void mark(const struct bench *b, const char *what)
 {
     char path[4096];
@@ -74,6 +75,7 @@ static void mark(const struct bench *b, const char *what)
         snprintf(path, sizeof path, "%s.%s", b->mark, what);
         f = fopen(path, "w");
         if (f) {
+            fputs("1\n", f);
             fclose(f);
         }
     }

@@ -1,0 +1,115 @@
+-- Stream connections and what they deliver, shared by the stream callbacks
+-- and poll(): poll() asks REST only for what the open stream does not
+-- deliver. Both run in the operator's own Lua state and the stream
+-- callbacks never wait, so no update is ever half done.
+
+local batch = require "batch"
+
+local M = {}
+
+-- The configured WebSocket base URL; an error when there is none.
+function M.url(x)
+  if type(x.op.ws) ~= "string" or x.op.ws == "" then
+    error("stream: no ws URL configured", 0)
+  end
+  return x.op.ws
+end
+
+-- Coverage of one operator's sockets:
+--   conns[id] = { open = bool, gen = n, refused = gen }: gen changes on every
+--               open and close, so what an earlier connection delivered no
+--               longer counts; refused = gen when the exchange refused the
+--               whole socket's subscription;
+--   planned[key] = id of the socket that subscribes key;
+--   got[key] = gen of the socket that delivered a ticker for key, and
+--   via[key] = that socket's id;
+--   refused[key] = gen when the exchange refused key's subscription.
+local Coverage = {}
+Coverage.__index = Coverage
+
+function M.coverage()
+  return setmetatable({ conns = {}, planned = {}, got = {}, via = {}, refused = {} }, Coverage)
+end
+
+-- A socket-to-be (closed until on_open).
+function Coverage:add(id)
+  self.conns[id] = { open = false, gen = 0 }
+end
+
+-- on_open/on_close: a new connection, or none; either way what the previous
+-- one delivered no longer counts.
+function Coverage:opened(id)
+  local c = self.conns[id]
+  if c then c.open, c.gen = true, c.gen + 1 end
+end
+
+function Coverage:closed(id)
+  local c = self.conns[id]
+  if c then c.open, c.gen = false, c.gen + 1 end
+end
+
+-- Splits keys into sockets of at most `per` keys, registers each and which
+-- socket subscribes each key; make(id, part) returns the socket's entry for
+-- connections() (the `conn` the stream callbacks get back).
+function Coverage:plan(keys, per, make)
+  local list = {}
+  for id, part in ipairs(batch.chunks(keys, per)) do
+    self:add(id)
+    for _, k in ipairs(part) do self.planned[k] = id end
+    list[id] = make(id, part)
+  end
+  return list
+end
+
+-- Socket id carried a ticker for key (key nil: a name the markets do not
+-- know, nothing to record).
+function Coverage:delivered(key, id)
+  local c = self.conns[id]
+  if key and c then self.got[key], self.via[key] = c.gen, id end
+end
+
+-- The exchange refused key's subscription on socket id (key nil: unknown).
+function Coverage:refuse(key, id)
+  local c = self.conns[id]
+  if key and c then self.refused[key] = c.gen end
+end
+
+-- The exchange refused socket id's whole subscription: nothing of it comes
+-- until it reconnects.
+function Coverage:refuse_all(id)
+  local c = self.conns[id]
+  if c then c.refused = c.gen end
+end
+
+-- Whether the open stream delivers key: the socket that subscribes it is
+-- open, has carried a ticker for it, and no refusal came since.
+function Coverage:covered(key)
+  local id = self.planned[key]
+  local c = id and self.conns[id]
+  return c ~= nil and c.open and self.got[key] == c.gen
+    and self.refused[key] ~= c.gen and c.refused ~= c.gen
+end
+
+-- Whether the socket that last delivered key is still the open connection
+-- that did (for streams whose URL names what they carry, without a
+-- subscription to plan or refuse).
+function Coverage:covered_via(key)
+  local id = self.via[key]
+  local c = id and self.conns[id]
+  return c ~= nil and c.open and c.gen == self.got[key]
+end
+
+-- The keys poll() has to ask REST for, appended to out (a new list when
+-- nil): those the stream does not deliver or, with the fallback off, those
+-- no socket subscribes.
+function Coverage:uncovered(keys, fallback, out)
+  out = out or {}
+  for _, k in ipairs(keys) do
+    if fallback and not self:covered(k) or not fallback and not self.planned[k] then
+      out[#out + 1] = k
+    end
+  end
+  return out
+end
+
+return M
