@@ -3,7 +3,7 @@
  * GET /v1/rates/{pair} (one pair, inverted when only the other side is
  * listed). DESIGN 4.1.
  *
- * /v1/rates goes through the render cache (render_cache.h): the query is
+ * Both go through the render cache (render_cache.h): for /v1/rates the query is
  * validated and normalized into a key ("the same question"), and a render
  * of the same key from the same store generation, at most 100 ms old, is
  * served as is, with its own `generated` (every age_ms and stale in it is
@@ -37,7 +37,7 @@
 #include "xalloc.h"
 
 #define RATES_LIST_MAX 64
-#define RATES_CACHE_ENTRIES 32
+#define RATES_CACHE_ENTRIES 64
 #define RATES_CACHE_MAX_AGE_MS 100
 #define RATES_LIMIT_MAX 1000
 
@@ -416,17 +416,14 @@ static void invert_all(struct rates_set *s)
     }
 }
 
-void api_route_rate_pair(struct api_req *req, struct api_resp *resp)
+/* Renders one pair into body; 0, or -1 with resp set to the 404. */
+static int render_pair(const struct api_ctx *ctx, const char *pair, int64_t now_ms,
+                       struct jbuf *body, struct api_resp *resp)
 {
-    const struct api_ctx *ctx = req->ctx;
-    char pair[TICKER_PAIR_MAX];
     char swapped[TICKER_PAIR_MAX];
     struct rates_set s;
     bool inverted = false;
 
-    if (api_pair_param(resp, "pair", req->param, pair, sizeof pair) < 0) {
-        return;
-    }
     rates_set_init(&s);
     if (!rates_collect_pair(ctx, pair, &s) && ticker_pair_swap(pair, swapped, sizeof swapped) > 0 &&
         rates_collect_pair(ctx, swapped, &s)) {
@@ -437,13 +434,40 @@ void api_route_rate_pair(struct api_req *req, struct api_resp *resp)
         api_error(resp, 404, "unknown_pair", "no exchange lists %s (nor %s)", pair,
                   ticker_pair_swap(pair, swapped, sizeof swapped) > 0 ? swapped : pair);
         rates_set_free(&s);
-        return;
+        return -1;
     }
     enum aggregate_use *use = xmalloc(s.n * sizeof *use);
-    struct jbuf *b = &resp->body;
-    jbuf_reset(b);
-    pair_json(b, ctx, &s, 0, s.n, req->now_ms, inverted ? 1 : 0, use);
-    jbuf_addf(b, ",\"generated\":%lld}", (long long)req->now_ms);
+    pair_json(body, ctx, &s, 0, s.n, now_ms, inverted ? 1 : 0, use);
+    jbuf_addf(body, ",\"generated\":%lld}", (long long)now_ms);
     free(use);
     rates_set_free(&s);
+    return 0;
+}
+
+/* One pair goes through the render cache too: rendering (number
+ * formatting above all) is most of its cost, and an answer stays exact
+ * while the store's generation has not moved. */
+void api_route_rate_pair(struct api_req *req, struct api_resp *resp)
+{
+    const struct api_ctx *ctx = req->ctx;
+    char pair[TICKER_PAIR_MAX];
+    char key[TICKER_PAIR_MAX + 8];
+
+    if (api_pair_param(resp, "pair", req->param, pair, sizeof pair) < 0) {
+        return;
+    }
+    pthread_once(&cache_once, cache_init);
+    snprintf(key, sizeof key, "pair:%s", pair);
+    uint64_t gen = store_generation(ctx->store);
+    struct render_entry *e = render_cache_get(cache, key, gen, req->now_ms);
+    if (!e) {
+        struct jbuf body;
+        jbuf_init(&body);
+        if (render_pair(ctx, pair, req->now_ms, &body, resp) < 0) {
+            jbuf_free(&body);
+            return;
+        }
+        e = render_cache_put(cache, key, gen, req->now_ms, &body);
+    }
+    render_entry_serve(e, req, resp);
 }
