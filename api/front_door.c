@@ -159,6 +159,32 @@ static bool line_is_ws_upgrade(const char *line, size_t n)
     return bytes_icontain(line + nl, n - nl, "websocket");
 }
 
+/* METHOD SP TARGET SP HTTP/d.d: libmicrohttpd may wait out its connection
+ * timeout on a line it cannot parse, so garbage is refused here, at once. */
+static bool request_line_ok(const char *p, size_t n)
+{
+    size_t i = 0, m = 0;
+
+    while (i < n && ((p[i] >= 'A' && p[i] <= 'Z') || (p[i] >= 'a' && p[i] <= 'z') ||
+                     p[i] == '-' || p[i] == '_')) {
+        i++;
+    }
+    if (i == 0 || i > 20 || i >= n || p[i] != ' ') {
+        return false;
+    }
+    for (m = ++i; i < n && p[i] != ' '; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c < 0x21 || c == 0x7f) {
+            return false;
+        }
+    }
+    if (i == m || n - i != 9 || memcmp(p + i, " HTTP/", 6) != 0) {
+        return false;
+    }
+    return p[i + 6] >= '0' && p[i + 6] <= '9' && p[i + 7] == '.' && p[i + 8] >= '0' &&
+           p[i + 8] <= '9';
+}
+
 enum front_door_head front_door_scan(const char *buf, size_t n, size_t *head_len)
 {
     size_t start = 0;
@@ -176,6 +202,10 @@ enum front_door_head front_door_scan(const char *buf, size_t n, size_t *head_len
         if (end == line) {
             *head_len = i + 1;
             return ws ? FRONT_DOOR_HEAD_WS : FRONT_DOOR_HEAD_REST;
+        }
+        if (line == start && !request_line_ok(buf + line, end - line)) {
+            *head_len = i + 1;
+            return FRONT_DOOR_HEAD_BAD;
         }
         if (line != start && line_is_ws_upgrade(buf + line, end - line)) {
             ws = true;
@@ -350,6 +380,12 @@ static bool conn_step(struct front_door *door, struct conn *c, int events)
         return true;
     }
     enum front_door_head kind = front_door_scan(door->buf, (size_t)n, &head_len);
+    if (kind == FRONT_DOOR_HEAD_BAD) {
+        conn_refuse(door, c, 400, "Bad Request", "bad_request",
+                    "The request line is not METHOD TARGET HTTP/version");
+        door->stats.bad_400++;
+        return true;
+    }
     if (kind != FRONT_DOOR_HEAD_PARTIAL) {
         conn_dispatch(door, c, kind);
         return true;

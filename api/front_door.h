@@ -75,6 +75,7 @@ struct front_door_stats {
     uint64_t to_ws;
     uint64_t timeouts_408;
     uint64_t too_large_431;
+    uint64_t bad_400; /* a request line that is not METHOD TARGET HTTP/d.d */
     uint64_t closed_early; /* EOF or error before a complete head */
     uint64_t refused_501;
 };
@@ -86,7 +87,12 @@ void front_door_stats(const struct front_door *door, struct front_door_stats *ou
  * The head ends at the first empty line; a line ends at LF, with or without
  * a CR before it (RFC 9112 2.2), and empty lines before the request line are
  * skipped. */
-enum front_door_head { FRONT_DOOR_HEAD_PARTIAL, FRONT_DOOR_HEAD_REST, FRONT_DOOR_HEAD_WS };
+enum front_door_head {
+    FRONT_DOOR_HEAD_PARTIAL,
+    FRONT_DOOR_HEAD_REST,
+    FRONT_DOOR_HEAD_WS,
+    FRONT_DOOR_HEAD_BAD, /* complete, but the request line is not METHOD SP TARGET SP HTTP/d.d */
+};
 enum front_door_head front_door_scan(const char *buf, size_t n, size_t *head_len);
 
 #endif

@@ -418,6 +418,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!call->started) {
         call->started = true;
         snprintf(call->method, sizeof call->method, "%s", method);
+        /* libmicrohttpd 0.9.75 waits for a body framed by a transfer coding
+         * it does not know until the connection times out: refuse at once
+         * (queued on the first call, so the connection closes after it). */
+        const char *te =
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+        if (te && strcasecmp(te, "chunked") != 0) {
+            api_error(&call->resp, 400, "bad_request",
+                      "Transfer-Encoding: only chunked is understood");
+            return queue(call);
+        }
         return MHD_YES;
     }
     if (*upload_data_size) {

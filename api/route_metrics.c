@@ -176,6 +176,33 @@ static void loop_metrics(struct jbuf *b, const struct engine_stats *es)
     jbuf_addf(b, "rx_loop_lag_over_100ms_total %llu\n", (unsigned long long)over);
 }
 
+static void ws_metric(struct jbuf *b, const char *name, const char *type, const char *help,
+                      const _Atomic uint64_t *v)
+{
+    family(b, name, type, help);
+    jbuf_addf(b, "%s %llu\n", name,
+              (unsigned long long)atomic_load_explicit(v, memory_order_relaxed));
+}
+
+static void ws_metrics(struct jbuf *b, const struct engine_stats *es)
+{
+    if (!es) {
+        return;
+    }
+    ws_metric(b, "rx_ws_connections", "gauge", "WebSocket clients connected now.",
+              &es->ws_connections);
+    ws_metric(b, "rx_ws_messages_out_total", "counter", "Messages sent to WebSocket clients.",
+              &es->ws_messages_out);
+    ws_metric(b, "rx_ws_conflated_total", "counter",
+              "Updates folded into a rate message still waiting (conflation).",
+              &es->ws_conflated);
+    ws_metric(b, "rx_ws_closed_1008_total", "counter",
+              "Slow consumers closed with 1008 (queue over ws.max_queue_bytes).",
+              &es->ws_closed_1008);
+    ws_metric(b, "rx_ws_queue_bytes", "gauge", "Bytes queued for WebSocket clients now.",
+              &es->ws_queue_bytes);
+}
+
 void api_route_metrics(struct api_req *req, struct api_resp *resp)
 {
     const struct api_ctx *ctx = req->ctx;
@@ -189,6 +216,7 @@ void api_route_metrics(struct api_req *req, struct api_resp *resp)
     store_metrics(b, ctx->store);
     operator_metrics(b, ctx->ops);
     loop_metrics(b, ctx->engine);
+    ws_metrics(b, ctx->engine);
     family(b, "rx_uptime_seconds", "gauge", "Seconds since the service started.");
     jbuf_addf(b, "rx_uptime_seconds %lld\n", (long long)(up > 0 ? up / 1000 : 0));
 }

@@ -46,6 +46,7 @@
 #include "config.h"
 #include "log.h"
 #include "loop.h"
+#include "ws_index.h"
 #include "ws_keys.h"
 #include "ws_listener.h"
 #include "ws_session.h"
@@ -97,6 +98,7 @@ struct ws_server_conn {
     bool close_sent; /* the close frame is written (or buffered) */
     uint16_t close_code;
     char close_reason[CLOSE_REASON_MAX + 1];
+    uint64_t published; /* the server's publish_seq this one last saw */
 };
 
 struct ws_server {
@@ -108,6 +110,8 @@ struct ws_server {
     struct ws_server_conn *conns;
     size_t n_conns, n_listeners;
     struct ws_keys_versions *versions;
+    struct ws_index *index;  /* the stream connections' subscriptions */
+    uint64_t publish_seq;    /* one per fanned-out publish */
     struct loop_timer *sweep;
     struct jbuf tx; /* LWS_PRE bytes of headroom, then the message */
     int max_fd;
@@ -585,6 +589,22 @@ static void conn_unlink(struct ws_server *srv, struct ws_server_conn *c)
     srv->n_listeners -= c->kind == KIND_LISTENER;
 }
 
+/* A stream connection's subscription opened or closed: the fan-out index
+ * follows (ws_session_free reports the ones still open, so a closed
+ * connection leaves nothing behind). */
+static void on_sub_change(void *arg, bool added, const char (*exchanges)[TICKER_EXCHANGE_MAX],
+                          size_t n_exchanges, const char (*pairs)[TICKER_PAIR_MAX],
+                          size_t n_pairs)
+{
+    struct ws_server_conn *c = arg;
+
+    if (added) {
+        ws_index_add(c->srv->index, c, exchanges, n_exchanges, pairs, n_pairs);
+    } else {
+        ws_index_remove(c->srv->index, c, exchanges, n_exchanges, pairs, n_pairs);
+    }
+}
+
 static int established(struct ws_server *srv, struct lws *wsi, struct pss *pss)
 {
     struct ws_server_conn *c = xcalloc(1, sizeof *c);
@@ -601,6 +621,7 @@ static int established(struct ws_server *srv, struct lws *wsi, struct pss *pss)
         struct ws_session_limits lim = {.max_subs = (size_t)cfg->ws.max_subs,
                                         .snapshot_chunk = (size_t)cfg->ws.snapshot_chunk};
         c->session = ws_session_new(srv->ctx, &lim);
+        ws_session_set_watch(c->session, on_sub_change, c);
         c->timer = loop_timer_new(srv->loop, on_conn_timer, c);
     } else {
         c->listener =
@@ -667,9 +688,32 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 
 /* ---- Fan-out ------------------------------------------------------------ */
 
+struct publish_job {
+    struct ws_server *srv;
+    const struct ticker *t;
+    uint64_t now;
+};
+
+/* One candidate from the index: each connection once per publish (it may
+ * be filed under several of the keys looked up); the session decides. */
+static void publish_one(void *owner, void *arg)
+{
+    struct ws_server_conn *c = owner;
+    const struct publish_job *job = arg;
+
+    if (c->published == job->srv->publish_seq) {
+        return;
+    }
+    c->published = job->srv->publish_seq;
+    /* The backlog is checked by the sweep, not here: a publish only
+     * replaces a key's value, the dirty set is bounded by the keys. */
+    if (c->kind == KIND_STREAM && !c->closing && ws_session_publish(c->session, job->t, job->now)) {
+        conn_schedule(c);
+    }
+}
+
 void ws_server_publish(struct ws_server *ws, const struct ticker *t)
 {
-    uint64_t now;
 
     if (!ws || ws->shut_down || ws->n_conns == ws->n_listeners) {
         return; /* no /v1/stream client */
@@ -677,14 +721,10 @@ void ws_server_publish(struct ws_server *ws, const struct ticker *t)
     if (!ws_keys_versions_advance(ws->versions, t)) {
         return;
     }
-    now = loop_now_ms(ws->loop);
-    for (struct ws_server_conn *c = ws->conns; c; c = c->next) {
-        /* The backlog is checked by the sweep, not here: a publish only
-         * replaces a key's value, the dirty set is bounded by the keys. */
-        if (c->kind == KIND_STREAM && !c->closing && ws_session_publish(c->session, t, now)) {
-            conn_schedule(c);
-        }
-    }
+    /* Only the connections with a subscription that may cover the key. */
+    struct publish_job job = {.srv = ws, .t = t, .now = loop_now_ms(ws->loop)};
+    ws->publish_seq++;
+    ws_index_each(ws->index, t->exchange, t->pair, publish_one, &job);
 }
 
 void ws_server_status(struct ws_server *ws, const char *exchange, const char *state,
@@ -793,6 +833,7 @@ struct ws_server *ws_server_new(struct loop *loop, struct api_ctx *ctx, char *er
     srv->loop = loop;
     srv->ctx = ctx;
     srv->versions = ws_keys_versions_new();
+    srv->index = ws_index_new();
     jbuf_init(&srv->tx);
     srv->max_fd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)INT32_MAX
                       ? (int)rl.rlim_cur
@@ -892,6 +933,7 @@ void ws_server_free(struct ws_server *ws)
         conn_free(ws->conns);
     }
     ws_keys_versions_free(ws->versions);
+    ws_index_free(ws->index);
     jbuf_free(&ws->tx);
     free(ws);
 }

@@ -93,6 +93,9 @@ struct ws_session {
 
     double rate_bytes_avg;
     struct ws_session_stats stats;
+
+    ws_session_watch_fn *watch;
+    void *watch_arg;
 };
 
 /* ---- The due-time heap -------------------------------------------------- */
@@ -216,6 +219,15 @@ static bool covers_exchange(const struct ws_session *s, const char *exchange)
         }
     }
     return false;
+}
+
+/* Tells the watcher a subscription opened or closed. */
+static void sub_watch(const struct ws_session *s, const struct ws_sub *sub, bool added)
+{
+    if (s->watch) {
+        s->watch(s->watch_arg, added, (const char(*)[TICKER_EXCHANGE_MAX])sub->exchanges,
+                 sub->n_exchanges, (const char(*)[TICKER_PAIR_MAX])sub->pairs, sub->n_pairs);
+    }
 }
 
 static void sub_free(struct ws_sub *sub)
@@ -532,6 +544,7 @@ static void op_subscribe(struct ws_session *s, const cJSON *req, const char *id)
     s->subs[s->n_subs++] = sub;
     reply_ack(s, id, sub.id);
     queue_snapshot(s, &s->subs[s->n_subs - 1], id);
+    sub_watch(s, &s->subs[s->n_subs - 1], true);
 }
 
 /* Drops the snapshot jobs of a subscription that is gone. */
@@ -562,6 +575,7 @@ static void op_unsubscribe(struct ws_session *s, const cJSON *req, const char *i
     }
     for (size_t i = 0; i < s->n_subs; i++) {
         if (s->subs[i].id == (uint32_t)want) {
+            sub_watch(s, &s->subs[i], false);
             sub_free(&s->subs[i]);
             memmove(&s->subs[i], &s->subs[i + 1], (s->n_subs - i - 1) * sizeof *s->subs);
             s->n_subs--;
@@ -796,6 +810,12 @@ size_t ws_session_pending_bytes(const struct ws_session *s, uint64_t now)
     return s->out_bytes + (size_t)((double)due_keys(s, 0, now) * s->rate_bytes_avg);
 }
 
+void ws_session_set_watch(struct ws_session *s, ws_session_watch_fn *fn, void *arg)
+{
+    s->watch = fn;
+    s->watch_arg = arg;
+}
+
 size_t ws_session_subs(const struct ws_session *s)
 {
     return s->n_subs;
@@ -825,6 +845,7 @@ void ws_session_free(struct ws_session *s)
         return;
     }
     for (size_t i = 0; i < s->n_subs; i++) {
+        sub_watch(s, &s->subs[i], false);
         sub_free(&s->subs[i]);
     }
     free(s->subs);

@@ -114,6 +114,20 @@ uint64_t ws_session_next_due(const struct ws_session *s, uint64_t now);
  * socket drains). Costs O(due keys). */
 size_t ws_session_pending_bytes(const struct ws_session *s, uint64_t now);
 
+/*
+ * Told of every subscription opened (added true, after its ack is queued)
+ * and closed (added false: an unsubscribe, or ws_session_free for those
+ * still open), with the lists it covers: exchanges NULL = every exchange,
+ * pairs NULL = every pair (pairs sorted and unique, exchanges unique). A
+ * close passes the same lists as the open did. The WebSocket server keeps
+ * its fan-out index (ws_index.h) with it. fn must not call back into s.
+ */
+typedef void ws_session_watch_fn(void *arg, bool added,
+                                 const char (*exchanges)[TICKER_EXCHANGE_MAX],
+                                 size_t n_exchanges, const char (*pairs)[TICKER_PAIR_MAX],
+                                 size_t n_pairs);
+void ws_session_set_watch(struct ws_session *s, ws_session_watch_fn *fn, void *arg);
+
 /* Subscriptions now open. */
 size_t ws_session_subs(const struct ws_session *s);
 

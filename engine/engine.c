@@ -146,7 +146,8 @@ static void on_sighup(struct loop_signal *sig, int signum, void *data)
     operators_reload_all(e->operators, on_reload_done, e);
 }
 
-/* How late a repeating timer fires is how long the loop was busy. */
+/* How late a repeating timer fires is how long the loop was busy. The tick
+ * also publishes the subscription server's counters for /metrics. */
 static void on_lag_tick(struct loop_timer *t, void *data)
 {
     struct engine *e = data;
@@ -161,6 +162,15 @@ static void on_lag_tick(struct loop_timer *t, void *data)
         atomic_fetch_add_explicit(&e->stats.loop_lag_over_100ms, 1, memory_order_relaxed);
     }
     e->lag_expected_ms = now + LAG_TICK_MS;
+    if (e->wss) {
+        struct ws_server_stats ws;
+        ws_server_stats(e->wss, &ws);
+        atomic_store_explicit(&e->stats.ws_connections, ws.connections, memory_order_relaxed);
+        atomic_store_explicit(&e->stats.ws_messages_out, ws.messages_out, memory_order_relaxed);
+        atomic_store_explicit(&e->stats.ws_conflated, ws.conflated, memory_order_relaxed);
+        atomic_store_explicit(&e->stats.ws_closed_1008, ws.closed_1008, memory_order_relaxed);
+        atomic_store_explicit(&e->stats.ws_queue_bytes, ws.queue_bytes, memory_order_relaxed);
+    }
 }
 
 /* Written to a temporary name and renamed, so a reader never sees half. */

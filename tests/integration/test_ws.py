@@ -9,6 +9,7 @@ polls every poll_every and emits whether or not its stream is up.
 """
 import asyncio
 import json
+import re
 import socket
 import threading
 import time
@@ -386,6 +387,12 @@ def test_slow_consumer_closed_1008(make_service, fakex_reset):
                 n += (await recv_json(fast))["type"] == "rate"
         await fast.close()
     run(go())
+
+    def closed_1008():
+        r = requests.get(service.url + "/metrics", timeout=10)
+        m = re.search(r"^rx_ws_closed_1008_total (\d+)$", r.text, re.M)
+        return m and int(m.group(1)) >= 1
+    wait_until(closed_1008, 10, "the 1008 close counted in /metrics")
 
 
 # ---- /currency_listener --------------------------------------------------------

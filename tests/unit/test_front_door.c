@@ -56,6 +56,7 @@ static void check_scan(const char *buf, enum front_door_head want, size_t want_l
 #define PARTIAL FRONT_DOOR_HEAD_PARTIAL
 #define REST FRONT_DOOR_HEAD_REST
 #define WS FRONT_DOOR_HEAD_WS
+#define BAD FRONT_DOOR_HEAD_BAD
 
 static void test_scan(void)
 {
@@ -82,7 +83,11 @@ static void test_scan(void)
     SCAN("GET /s HTTP/1.1\r\nX-Upgrade: websocket\r\n\r\n", REST, 41);
     SCAN("GET /s HTTP/1.1\r\nConnection: Upgrade, websocket\r\n\r\n", REST, 51);
     SCAN("GET /s HTTP/1.1\r\nUpgrade : websocket\r\n\r\n", REST, 40);
-    SCAN("Upgrade: websocket\r\nHost: a\r\n\r\n", REST, 31); /* the request line */
+    SCAN("Upgrade: websocket\r\nHost: a\r\n\r\n", BAD, 20); /* not a request line */
+    SCAN("\x01\xfe garbage\r\n\r\n", BAD, 12);
+    SCAN("GET /a b HTTP/1.1\r\n\r\n", BAD, 19);
+    SCAN("GET /\x01 HTTP/1.1\r\n\r\n", BAD, 17);
+    SCAN("GET / HTTP/1.1 extra\r\n\r\n", BAD, 22);
     SCAN("GET /s HTTP/1.1\r\nUpgrade: webso", PARTIAL, 0);
     SCAN("GET /s HTTP/1.1\r\nUpgrade: websocket\r\n", PARTIAL, 0);
 }
