@@ -95,4 +95,15 @@ static inline void fakex_stop(struct fakex_proc *f)
     }
 }
 
+/* A throwaway CA in dir (reused across calls) and a certificate `name`
+ * signed by it for the given hosts (tests/fakex/make-test-ca.sh). 0 on
+ * success. */
+static inline int fakex_make_certs(const char *dir, const char *name, const char *hosts)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s/tests/fakex/make-test-ca.sh %s --name %s %s >/dev/null 2>&1",
+             fakex_env("RX_SOURCE_DIR"), dir, name, hosts);
+    return system(cmd);
+}
+
 #endif

@@ -190,14 +190,6 @@ static void test_plain(void)
     harness_free(&h);
 }
 
-static int make_certs(const char *dir, const char *name, const char *hosts)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s/tests/fakex/make-test-ca.sh %s --name %s %s >/dev/null 2>&1",
-             fakex_env("RX_SOURCE_DIR"), dir, name, hosts);
-    return system(cmd);
-}
-
 static void test_tls_case(const char *dir, const char *certs, bool trust, int want_error)
 {
     char cert[256], key[256], ca[256];
@@ -231,8 +223,8 @@ static void test_tls(void)
         CHECK(!"temp dir");
         return;
     }
-    CHECK_INT_EQ(make_certs(dir, "good", "127.0.0.1 localhost"), 0);
-    CHECK_INT_EQ(make_certs(dir, "wrong", "wrong.example"), 0);
+    CHECK_INT_EQ(fakex_make_certs(dir, "good", "127.0.0.1 localhost"), 0);
+    CHECK_INT_EQ(fakex_make_certs(dir, "wrong", "wrong.example"), 0);
     test_tls_case(dir, "good", true, HTTP_OK);
     test_tls_case(dir, "good", false, HTTP_ERR_TLS);
     test_tls_case(dir, "wrong", true, HTTP_ERR_TLS);

@@ -744,14 +744,6 @@ static void test_proxy(const struct fakex_proc *fx)
     rec_reset(&r);
 }
 
-static int make_certs(const char *dir, const char *name, const char *hosts)
-{
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s/tests/fakex/make-test-ca.sh %s --name %s %s >/dev/null 2>&1",
-             fakex_env("RX_SOURCE_DIR"), dir, name, hosts);
-    return system(cmd);
-}
-
 /* host: the name in the URL; want: "open" or a substring of the reason. */
 static void tls_case(const char *dir, const char *cert_name, const char *host, bool trust,
                      const char *want)
@@ -806,9 +798,9 @@ static void test_tls(void)
         CHECK(!"temp dir");
         return;
     }
-    CHECK_INT_EQ(make_certs(dir, "good", "127.0.0.1 localhost"), 0);
-    CHECK_INT_EQ(make_certs(dir, "wrong", "wrong.example"), 0);
-    CHECK_INT_EQ(make_certs(dir, "named", "localhost"), 0);
+    CHECK_INT_EQ(fakex_make_certs(dir, "good", "127.0.0.1 localhost"), 0);
+    CHECK_INT_EQ(fakex_make_certs(dir, "wrong", "wrong.example"), 0);
+    CHECK_INT_EQ(fakex_make_certs(dir, "named", "localhost"), 0);
     tls_case(dir, "good", "127.0.0.1", true, "open");
     tls_case(dir, "good", "127.0.0.1", false, "certificate");
     tls_case(dir, "wrong", "127.0.0.1", true, "mismatch");
