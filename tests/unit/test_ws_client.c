@@ -246,12 +246,12 @@ static void test_url_parse(void)
     struct ws_url u;
     char err[256];
 
-    CHECK_INT_EQ(ws_url_parse("wss://ws.kraken.com", &u, err, sizeof err), 0);
+    CHECK_INT_EQ(ws_url_parse("wss://ws.exchange.example", &u, err, sizeof err), 0);
     CHECK(u.tls);
     CHECK_INT_EQ(u.port, 443);
-    CHECK_STR_EQ(u.host, "ws.kraken.com");
-    CHECK_STR_EQ(u.host_header, "ws.kraken.com");
-    CHECK_STR_EQ(u.origin, "https://ws.kraken.com");
+    CHECK_STR_EQ(u.host, "ws.exchange.example");
+    CHECK_STR_EQ(u.host_header, "ws.exchange.example");
+    CHECK_STR_EQ(u.origin, "https://ws.exchange.example");
     CHECK_STR_EQ(u.path, "/");
     ws_url_free(&u);
 
