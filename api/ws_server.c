@@ -49,6 +49,7 @@
 #include "ws_index.h"
 #include "ws_keys.h"
 #include "ws_listener.h"
+#include "ws_render.h"
 #include "ws_session.h"
 #include "xalloc.h"
 
@@ -111,6 +112,7 @@ struct ws_server {
     size_t n_conns, n_listeners;
     struct ws_keys_versions *versions;
     struct ws_index *index;  /* the stream connections' subscriptions */
+    struct ws_render *render; /* rate tickers rendered once, shared by the sessions */
     uint64_t publish_seq;    /* one per fanned-out publish */
     struct loop_timer *sweep;
     struct jbuf tx; /* LWS_PRE bytes of headroom, then the message */
@@ -622,6 +624,7 @@ static int established(struct ws_server *srv, struct lws *wsi, struct pss *pss)
                                         .snapshot_chunk = (size_t)cfg->ws.snapshot_chunk};
         c->session = ws_session_new(srv->ctx, &lim);
         ws_session_set_watch(c->session, on_sub_change, c);
+        ws_session_set_render(c->session, srv->render);
         c->timer = loop_timer_new(srv->loop, on_conn_timer, c);
     } else {
         c->listener =
@@ -834,6 +837,7 @@ struct ws_server *ws_server_new(struct loop *loop, struct api_ctx *ctx, char *er
     srv->ctx = ctx;
     srv->versions = ws_keys_versions_new();
     srv->index = ws_index_new();
+    srv->render = ws_render_new();
     jbuf_init(&srv->tx);
     srv->max_fd = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)INT32_MAX
                       ? (int)rl.rlim_cur
@@ -934,6 +938,7 @@ void ws_server_free(struct ws_server *ws)
     }
     ws_keys_versions_free(ws->versions);
     ws_index_free(ws->index);
+    ws_render_free(ws->render);
     jbuf_free(&ws->tx);
     free(ws);
 }

@@ -26,6 +26,7 @@
 #include "store.h"
 #include "ticker_json.h"
 #include "ws_keys.h"
+#include "ws_render.h"
 #include "xalloc.h"
 
 #define DEFAULT_MAX_SUBS 64
@@ -92,6 +93,7 @@ struct ws_session {
     size_t out_bytes;
 
     double rate_bytes_avg;
+    struct ws_render *render; /* shared rendered tickers, or NULL */
     struct ws_session_stats stats;
 
     ws_session_watch_fn *watch;
@@ -745,11 +747,19 @@ static int next_rate(struct ws_session *s, uint64_t now, int64_t wall_ms, struct
             continue;
         }
         jbuf_addf(out, "{\"type\":\"rate\",\"sub\":%u,", sub->id);
-        size_t at = out->len;
-        ticker_json(out, &t, wall_ms, rates_stale_after(s->ctx->cfg, t.exchange));
-        /* Splice: drop the ticker object's own opening brace. */
-        memmove(out->data + at, out->data + at + 1, out->len - at - 1);
-        out->len--;
+        if (s->render) {
+            /* The ticker's fields, rendered once per millisecond and shared. */
+            size_t n;
+            const char *body = ws_render_ticker(s->render, &t, wall_ms,
+                                                rates_stale_after(s->ctx->cfg, t.exchange), &n);
+            jbuf_add(out, body, n);
+        } else {
+            size_t at = out->len;
+            ticker_json(out, &t, wall_ms, rates_stale_after(s->ctx->cfg, t.exchange));
+            /* Splice: drop the ticker object's own opening brace. */
+            memmove(out->data + at, out->data + at + 1, out->len - at - 1);
+            out->len--;
+        }
         s->stats.rates_out++;
         s->rate_bytes_avg = s->rate_bytes_avg * 0.9 + (double)out->len * 0.1;
         if (sub->throttle_ms == 0) {
@@ -814,6 +824,11 @@ void ws_session_set_watch(struct ws_session *s, ws_session_watch_fn *fn, void *a
 {
     s->watch = fn;
     s->watch_arg = arg;
+}
+
+void ws_session_set_render(struct ws_session *s, struct ws_render *render)
+{
+    s->render = render;
 }
 
 size_t ws_session_subs(const struct ws_session *s)

@@ -128,6 +128,15 @@ typedef void ws_session_watch_fn(void *arg, bool added,
                                  size_t n_pairs);
 void ws_session_set_watch(struct ws_session *s, ws_session_watch_fn *fn, void *arg);
 
+/*
+ * Rate messages take their ticker fields from render (ws_render.h), shared
+ * with the other sessions of the same loop thread, instead of rendering
+ * them each time; the bytes are the same. render is borrowed and must
+ * outlive s; NULL (the default) renders in the session.
+ */
+struct ws_render;
+void ws_session_set_render(struct ws_session *s, struct ws_render *render);
+
 /* Subscriptions now open. */
 size_t ws_session_subs(const struct ws_session *s);
 
