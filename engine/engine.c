@@ -288,8 +288,17 @@ void engine_free(struct engine *e)
         return;
     }
     e->api.draining = 1;
+    /* ws_server_free and ws_client_free run the loop for their close
+     * handshakes: no timer or signal of ours may fire into half-freed
+     * parts. */
+    loop_timer_free(e->lag_timer);
+    loop_timer_free(e->grace);
+    loop_signal_free(e->sigint);
+    loop_signal_free(e->sigterm);
+    loop_signal_free(e->sighup);
     front_door_free(e->door);
     ws_server_free(e->wss);
+    e->wss = NULL;
     rest_free(e->rest);
     operators_free(e->operators);
     ws_client_free(e->ws);
@@ -297,11 +306,6 @@ void engine_free(struct engine *e)
     api_metrics_free(e->api.metrics);
     auth_free(e->api.auth);
     http_client_free(e->http);
-    loop_timer_free(e->lag_timer);
-    loop_timer_free(e->grace);
-    loop_signal_free(e->sigint);
-    loop_signal_free(e->sigterm);
-    loop_signal_free(e->sighup);
     kv_free(e->kv);
     if (e->loop && loop_free(e->loop) != 0) {
         log_warn("engine", "event loop closed with handles still open");
