@@ -297,8 +297,10 @@ void engine_free(struct engine *e)
     loop_signal_free(e->sigterm);
     loop_signal_free(e->sighup);
     front_door_free(e->door);
-    ws_server_free(e->wss);
+    /* Cleared first: emits during the teardown's loop runs skip it. */
+    struct ws_server *wss = e->wss;
     e->wss = NULL;
+    ws_server_free(wss);
     rest_free(e->rest);
     operators_free(e->operators);
     ws_client_free(e->ws);
