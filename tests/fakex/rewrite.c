@@ -5,7 +5,7 @@
  * almost no recorded body contains a URL: the common case costs one pass and
  * returns NULL. A URL is only recognised at a word boundary (the scheme is
  * not preceded by a letter) and its host must end where host characters end,
- * so `api.binance.com.example` is not taken for `api.binance.com`.
+ * so `api.venue.example.evil.org` is not taken for `api.venue.example`.
  */
 #include "rewrite.h"
 

@@ -18,7 +18,7 @@
 
 /*
  * Collect the lower-cased host names of every http(s):// or ws(s):// URL in
- * free text such as the manifest's "wss://ws.kraken.com (WebSocket API v1)".
+ * free text such as the manifest's "wss://ws.venue.example (WebSocket API v1)".
  * Strings without a dotted host name after the scheme add nothing.
  */
 void rewrite_scan_hosts(struct strset *hosts, const char *text);

@@ -116,21 +116,22 @@ static void test_rewrite(void)
 {
     struct strset hosts = {0};
     struct fixtures_exchange ex;
-    const char *body = "{\"a\":\"https://API.binance.com:443/x\",\"b\":\"wss:\\/\\/stream.binance."
-                       "com\\/ws\",\"c\":\"https://api.binance.com.evil.org/\"}";
+    /* Invented hosts: the rewrite works on whatever the manifests name. */
+    const char *body = "{\"a\":\"https://API.venue-b.example:443/x\",\"b\":\"wss:\\/\\/stream.venue-b."
+                       "example\\/ws\",\"c\":\"https://api.venue-b.example.evil.org/\"}";
     size_t len;
     char *out;
 
-    rewrite_scan_hosts(&hosts, "wss://ws.kraken.com (WebSocket API v1, recorded)");
-    rewrite_scan_hosts(&hosts, "https://api.binance.com, wss://stream.binance.com:9443");
+    rewrite_scan_hosts(&hosts, "wss://ws.venue-a.example (WebSocket API v1, recorded)");
+    rewrite_scan_hosts(&hosts, "https://api.venue-b.example, wss://stream.venue-b.example:9443");
     rewrite_scan_hosts(&hosts, "<instanceServers[0].endpoint> and http://nohost/");
     CHECK_INT_EQ(hosts.n, 3);
-    CHECK(strset_has(&hosts, "ws.kraken.com"));
-    CHECK(strset_has(&hosts, "stream.binance.com"));
+    CHECK(strset_has(&hosts, "ws.venue-a.example"));
+    CHECK(strset_has(&hosts, "stream.venue-b.example"));
     out = rewrite_body(body, strlen(body), &hosts, "http://127.0.0.1:9/binance",
                        "ws://127.0.0.1:9/binance", &len);
     CHECK_STR_EQ(out, "{\"a\":\"http://127.0.0.1:9/binance/x\",\"b\":\"ws://127.0.0.1:9/binance\\/"
-                      "ws\",\"c\":\"https://api.binance.com.evil.org/\"}");
+                      "ws\",\"c\":\"https://api.venue-b.example.evil.org/\"}");
     CHECK_INT_EQ(len, out ? strlen(out) : 0);
     free(out);
     CHECK(rewrite_body("{\"x\":1}", 7, &hosts, "h", "w", &len) == NULL);
