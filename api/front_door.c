@@ -72,6 +72,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -337,6 +338,8 @@ static void conn_dispatch(struct front_door *door, struct conn *c, enum front_do
     }
     c->fd = -1;
     if (kind == FRONT_DOOR_HEAD_WS) {
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         door->stats.to_ws++;
         door->ops.ws(fd, addr, c->addrlen, door->ops.ctx);
     } else {

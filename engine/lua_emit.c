@@ -112,9 +112,14 @@ static int resolve_pair(lua_State *L, int idx, struct operator *op, struct ticke
         count_unmapped(op, t->symbol);
         return -ENOENT;
     }
-    snprintf(t->pair, sizeof t->pair, "%s", lua_tostring(L, -1));
+    size_t len;
+    const char *pair = lua_tolstring(L, -1, &len);
+    int rc = len < sizeof t->pair ? 0 : -ENOSPC;
+    if (rc == 0) {
+        memcpy(t->pair, pair, len + 1);
+    }
     lua_pop(L, 2);
-    return 0;
+    return rc;
 }
 
 /* A price field: a string kept as written, a number rendered, nil = "". */
@@ -225,7 +230,8 @@ static void merge_stored(struct operator *op, struct ticker *t)
 static const char *read_ticker(lua_State *L, int idx, struct operator *op, struct ticker *t)
 {
     memset(t, 0, sizeof *t);
-    snprintf(t->exchange, sizeof t->exchange, "%s", op->spec.name);
+    /* The name was checked against [a-z0-9_]{1,31} when the operator loaded. */
+    memcpy(t->exchange, op->spec.name, strlen(op->spec.name) + 1);
     t->source = op->emit_source;
     t->received = op_now_ms();
 

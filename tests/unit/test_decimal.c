@@ -369,6 +369,50 @@ static void test_random_bits(int count)
     CHECK_INT_EQ(failures, 0);
 }
 
+/* Random decimal text around the exact fast path's edges (15 vs 16
+ * significant digits, powers of ten up to and past 22, leading and trailing
+ * zeros, exponents): decimal_parse's value is strtod's, bit for bit. */
+static void test_random_parse_value(int count)
+{
+    char text[96];
+    char out[400];
+    int failures = 0;
+
+    for (int i = 0; i < count; i++) {
+        size_t len = 0;
+        int lead = (int)(rng() % 4), digits = 1 + (int)(rng() % 19), trail = (int)(rng() % 4);
+        int point = (int)(rng() % (size_t)(lead + digits + trail + 1));
+        double v = 0, want;
+        int n;
+
+        if (rng() % 4 == 0) {
+            text[len++] = '-';
+        }
+        for (int k = 0; k < lead + digits + trail; k++) {
+            if (k == point && k > 0) {
+                text[len++] = '.';
+            }
+            text[len++] = k < lead || k >= lead + digits ? '0' : (char)('0' + rng() % 10);
+        }
+        if (rng() % 3 == 0) {
+            len += (size_t)snprintf(text + len, sizeof(text) - len, "e%d", (int)(rng() % 61) - 30);
+        }
+        text[len] = '\0';
+        want = c_strtod(text);
+        n = decimal_parse(text, len, out, sizeof(out), &v);
+        if (want == 0 || !isfinite(want)) {
+            continue; /* zero is not a price: -ERANGE, tested elsewhere */
+        }
+        if (n < 0 || memcmp(&v, &want, sizeof v) != 0) {
+            if (failures++ < 10) {
+                fprintf(stderr, "parse value: \"%s\" -> %.17g (rc %d), strtod %.17g\n", text, v,
+                        n, want);
+            }
+        }
+    }
+    CHECK_INT_EQ(failures, 0);
+}
+
 static void run_all(void)
 {
     test_examples();
@@ -381,6 +425,7 @@ static void run_all(void)
     test_parse_long();
     test_random_round_trip(100000);
     test_random_bits(20000);
+    test_random_parse_value(200000);
 }
 
 int main(void)
