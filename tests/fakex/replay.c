@@ -16,9 +16,16 @@
 
 #include "xalloc.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Frames one writeable callback may send while the socket takes them: one
+ * per callback cost a wake-up per frame, so at --rate 0 fakex, not the
+ * client under test, was the bottleneck for a light consumer. */
+#define WRITE_BATCH_MAX 64
 
 #define GARBAGE_TEXT "<html><body><h1>502 Bad Gateway</h1></body></html> not json {"
 
@@ -372,17 +379,26 @@ int replay_writeable(struct ws_session *s)
         lws_close_reason(s->wsi, LWS_CLOSE_STATUS_GOINGAWAY, (unsigned char *)"fakex drop", 10);
         return -1;
     }
-    rc = send_next(s);
-    if (rc < 0) {
-        return -1;
-    }
-    if (rc > 0) {
+    int fd = lws_get_socket_fd(s->wsi), on = 1, off = 0;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+    for (int n = 0; n < WRITE_BATCH_MAX && s->drop_left != 0; n++) {
+        rc = send_next(s);
+        if (rc < 0) {
+            return -1;
+        }
+        if (rc == 0) {
+            break;
+        }
         s->frames++;
         s->ex->ws_frames_sent++;
         if (s->drop_left > 0) {
             s->drop_left--;
         }
+        if (lws_send_pipe_choked(s->wsi)) {
+            break;
+        }
     }
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
     schedule(s);
     return 0;
 }
