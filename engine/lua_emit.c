@@ -307,8 +307,7 @@ static int emit_one(lua_State *L, int idx, struct operator *op, const char **why
         return -1;
     }
     op->facts.emitted++;
-    op->last_source = t.source;
-    op_record_data(op);
+    op_record_data(op, &t);
     if (op->env.on_ticker) {
         op->env.on_ticker(op, &t, changed, op->env.ctx);
     }

@@ -71,15 +71,21 @@ void op_record_error(struct operator *op, const char *what, const char *msg)
 {
     op->facts.errors++;
     op->facts.last_error_at = op_now_ms();
-    snprintf(op->facts.reason, sizeof op->facts.reason, "%s: %s", what, msg);
+    if (snprintf(op->facts.reason, sizeof op->facts.reason, "%s: %s", what, msg) < 0) {
+        op->facts.reason[0] = '\0';
+    } /* a longer reason is cut to fit; the log line below has it whole */
     char component[48];
     snprintf(component, sizeof component, "op:%s", op->spec.name);
     log_warn(component, "%s failed: %s", what, msg);
 }
 
-void op_record_data(struct operator *op)
+void op_record_data(struct operator *op, const struct ticker *t)
 {
-    op->facts.last_data = op_now_ms();
+    op->last_source = t->source;
+    op->facts.last_data = t->received;
+    if (t->source == TICKER_SOURCE_STREAM) {
+        op->facts.last_stream_data = t->received;
+    }
 }
 
 const char *op_name(const struct operator *op)
@@ -584,8 +590,11 @@ void op_status(const struct operator *op, int64_t now_ms, struct op_status *out)
                f->last_error_at > f->last_data - window) {
         out->state = OP_STATE_DEGRADED;
     } else {
-        out->state =
-            op->last_source == TICKER_SOURCE_STREAM ? OP_STATE_STREAMING : OP_STATE_POLLING;
+        /* DESIGN 4.1: streaming while a stream is connected and delivering,
+         * however recently the poll emitted the fields the stream lacks. */
+        bool delivering = f->last_stream_data && now_ms - f->last_stream_data <=
+                                                     op->spec.stale_after_ms;
+        out->state = op->streams_open > 0 && delivering ? OP_STATE_STREAMING : OP_STATE_POLLING;
         out->reason[0] = '\0';
     }
 }

@@ -42,6 +42,7 @@ struct op_spec {
 struct op_facts {
     int64_t loaded_at;
     int64_t last_data;
+    int64_t last_stream_data; /* the last emit a stream's callback made */
     int64_t last_error_at;
     char reason[OP_REASON_MAX];
     bool code_failed;
@@ -137,7 +138,7 @@ void op_note_callback(struct operator *op, double ms);
 
 /* operator.c */
 void op_record_error(struct operator *op, const char *what, const char *msg);
-void op_record_data(struct operator *op);
+void op_record_data(struct operator *op, const struct ticker *t);
 int64_t op_now_ms(void);
 
 /* lua_ctx.c: builds `x` and leaves it at the top of op->L. */

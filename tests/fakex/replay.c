@@ -18,6 +18,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -379,8 +380,13 @@ int replay_writeable(struct ws_session *s)
         lws_close_reason(s->wsi, LWS_CLOSE_STATUS_GOINGAWAY, (unsigned char *)"fakex drop", 10);
         return -1;
     }
+    /* Corked, a batch leaves in full segments: one loopback transmit, and
+     * one wake-up of the reader, per batch rather than per frame. */
     int fd = lws_get_socket_fd(s->wsi), on = 1, off = 0;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+    bool cork = s->ctx->opts.rate <= 0;
+    if (cork) {
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &on, sizeof on);
+    }
     for (int n = 0; n < WRITE_BATCH_MAX && s->drop_left != 0; n++) {
         rc = send_next(s);
         if (rc < 0) {
@@ -398,7 +404,9 @@ int replay_writeable(struct ws_session *s)
             break;
         }
     }
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+    if (cork) {
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_CORK, &off, sizeof off);
+    }
     schedule(s);
     return 0;
 }

@@ -87,6 +87,23 @@ def matches(service, exchange, want):
     return True
 
 
+
+def test_stream_stays_streaming_while_poll_fills_in(make_service, private_fakex):
+    """DESIGN 4.1: `streaming` means a stream is connected and delivering.
+    Binance polls for the last price and volume its bookTicker stream lacks;
+    those polls must not turn the state to `polling` while the stream is up."""
+    url = private_fakex("--once", "--rate", "0")
+    service = make_service(operators=stream_operators(url, {"binance": {
+        "poll_every": "0.3", "budget": "{ requests = 100000, per = 1 }"}}))
+    want = expected("binance")
+    wait_until(lambda: matches(service, "binance", want), 60, "binance's stream data")
+    # --once: the capture is over, the socket stays open, and from now on
+    # every emit comes from poll.
+    wait_until(lambda: (lambda d: d["source"] == "poll" and d["streams_open"] >= 1)(
+        get(service, "/v1/exchanges/binance")), 10 * FACTOR, "a poll after the stream's data")
+    detail = get(service, "/v1/exchanges/binance")
+    assert detail["state"] == "streaming", detail
+
 @pytest.mark.parametrize("exchange", ["binance", "kraken", "coinbase"])
 def test_capture_replayed_once_is_stored_exactly(make_service, private_fakex, exchange):
     url = private_fakex("--once", "--rate", "0")

@@ -451,7 +451,7 @@ int main(int argc, char **argv)
     info.uid = -1;
     info.fd_limit_per_thread = (unsigned int)b.conns + 64;
     /* libuv (epoll) rather than libwebsockets' default poll(), which scans
-     * all 1,000 fds on every wake-up and tripled this client's CPU per
+     * all 1,000 fds on every wake-up and doubled this client's CPU per
      * message: on 2 CPUs shared with the server, its run-queue wait is part
      * of every latency measured. */
     info.options = LWS_SERVER_OPTION_LIBUV;
