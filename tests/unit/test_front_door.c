@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -144,6 +145,7 @@ struct probe {
     int lowat_one; /* SO_RCVLOWAT was 1 */
     int poll_free; /* the fd could be watched again at once */
     int addr_ok;   /* the accept4 address came along */
+    int nodelay;   /* TCP_NODELAY was set */
     ssize_t n;     /* bytes a plain recv returned */
     char head[RESP_CAP];
 };
@@ -160,6 +162,9 @@ static void probe_fd(struct world *w, int fd, const struct sockaddr *addr, sockl
     const struct sockaddr_in *sin = (const struct sockaddr_in *)addr;
 
     p->lowat_one = getsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, &ol) == 0 && lowat == 1;
+    int nodelay = 0;
+    socklen_t nl = sizeof nodelay;
+    p->nodelay = getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &nl) == 0 && nodelay;
     struct loop_io *io = loop_io_new(w->loop, fd, on_never, NULL);
     p->poll_free = io != NULL;
     loop_io_free(io);
@@ -241,8 +246,8 @@ static void on_ws(int fd, const struct sockaddr *addr, socklen_t len, void *ctx)
     probe_fd(w, fd, addr, len, &p);
     int h = snprintf(hdr, sizeof hdr,
                      "HTTP/1.1 101 Switching Protocols\r\nX-Read: %zd\r\nX-Lowat-One: %d\r\n"
-                     "X-Poll-Free: %d\r\nX-Addr: %d\r\n\r\n",
-                     p.n, p.lowat_one, p.poll_free, p.addr_ok);
+                     "X-Poll-Free: %d\r\nX-Addr: %d\r\nX-Nodelay: %d\r\n\r\n",
+                     p.n, p.lowat_one, p.poll_free, p.addr_ok, p.nodelay);
     (void)send(fd, hdr, (size_t)h, MSG_NOSIGNAL);
     for (int i = 0; i < MAX_WS; i++) {
         if (!w->ws[i]) {
@@ -485,12 +490,14 @@ static const char *resp_body(const struct resp *r)
 }
 
 /* A hand-off was clean: the handler saw the whole head with a plain recv,
- * SO_RCVLOWAT 1, no leftover poll, the peer's address. */
+ * SO_RCVLOWAT 1, no leftover poll, the peer's address; and a WebSocket
+ * socket came with TCP_NODELAY (its pushes are small). */
 static void check_handoff(const struct resp *r, const char *head, int line)
 {
     long read = resp_header(r, "X-Read");
     if (read != (long)strlen(head) || resp_header(r, "X-Lowat-One") != 1 ||
-        resp_header(r, "X-Poll-Free") != 1 || resp_header(r, "X-Addr") != 1) {
+        resp_header(r, "X-Poll-Free") != 1 || resp_header(r, "X-Addr") != 1 ||
+        (resp_status(r) == 101 && resp_header(r, "X-Nodelay") != 1)) {
         check_failed++;
         fprintf(stderr, "%s:%d: FAIL hand-off of %zu-byte head: got\n%s\n", __FILE__, line,
                 strlen(head), r->raw);
