@@ -201,12 +201,6 @@ static char mantissa_digit(const char *ip, size_t ni, const char *fp, size_t i)
 }
 
 /*
- * The value of a validated mantissa (integer digits ip, fraction digits fp)
- * times 10^exp, through an integer-mantissa text ("2535190000e-8" has no
- * point) that strtod reads the same in every locale. Leading and trailing
- * zeros are dropped first, so long but ordinary text stays small.
- */
-/*
  * Clinger's fast path, which nearly every price takes: with at most 15
  * significant digits the integer m they form is below 2^53, and 10^k for
  * |k| <= 22 is a double too, so m * 10^k or m / 10^-k is one correctly
@@ -236,6 +230,13 @@ static double exact_value(const char *ip, size_t ni, const char *fp, size_t firs
     return exp >= 0 ? (double)m * pow10_exact[exp] : (double)m / pow10_exact[-exp];
 }
 
+/*
+ * The value of a validated mantissa (integer digits ip, fraction digits fp)
+ * times 10^exp, through an integer-mantissa text ("2535190000e-8" has no
+ * point) that strtod reads the same in every locale. Leading and trailing
+ * zeros are dropped first, so long but ordinary text stays small; then
+ * most prices take the exact fast path above and never become text.
+ */
 static int mantissa_value(const char *ip, size_t ni, const char *fp, size_t nf, long exp,
                           double *out)
 {
