@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "decimal.h"
-#include "xalloc.h"
+#include "core/decimal.h"
+#include "core/xalloc.h"
 
 const char *aggregate_use_name(enum aggregate_use use)
 {

@@ -42,7 +42,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ticker.h"
+#include "store/ticker.h"
 
 /* Significant digits of computed (inverted) prices and sizes. */
 #define AGGREGATE_INVERT_DIGITS 12

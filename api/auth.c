@@ -29,9 +29,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "log.h"
-#include "xalloc.h"
+#include "config/config.h"
+#include "core/log.h"
+#include "core/xalloc.h"
 
 #define DIGEST_LEN 32
 /* A token read back from the token file must be at least this long. */

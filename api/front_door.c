@@ -81,9 +81,9 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "loop.h"
-#include "xalloc.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/xalloc.h"
 
 #define DEFAULT_MAX_HEAD_BYTES 8192
 #define MAX_HEAD_BYTES_CAP (1024 * 1024)

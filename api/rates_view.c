@@ -11,10 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
-#include "store.h"
-#include "ticker_json.h"
-#include "xalloc.h"
+#include "config/config.h"
+#include "store/store.h"
+#include "store/ticker_json.h"
+#include "core/xalloc.h"
 
 /* Exchanges a single-pair read asks the store about. */
 #define RATES_EXCHANGES_MAX 512

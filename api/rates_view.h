@@ -17,8 +17,8 @@
 
 #include "aggregate.h"
 #include "api.h"
-#include "jbuf.h"
-#include "ticker.h"
+#include "core/jbuf.h"
+#include "store/ticker.h"
 
 /* Tickers copied from the store, with each one's stale threshold. */
 struct rates_set {

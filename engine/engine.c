@@ -22,22 +22,23 @@
 #include <string.h>
 
 #include "api.h"
-#include "api_loop.h"
-#include "api_metrics.h"
+#include "rest/ingest_bridge.h"
+#include "rest/rest_metrics.h"
 #include "auth.h"
-#include "config.h"
-#include "engine_stats.h"
+#include "config/config.h"
+#include "core/engine_stats.h"
 #include "front_door.h"
-#include "http_client.h"
-#include "kv.h"
-#include "log.h"
-#include "loop.h"
-#include "operators.h"
-#include "rest.h"
-#include "store.h"
-#include "ws_client.h"
-#include "ws_server.h"
-#include "xalloc.h"
+#include "net/http_client.h"
+#include "store/kv.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "operator/operators.h"
+#include "rest/rest.h"
+#include "store/board.h"
+#include "store/store.h"
+#include "net/ws_client.h"
+#include "ws/ws_server.h"
+#include "core/xalloc.h"
 
 #define LAG_TICK_MS 100
 /* Time WebSocket clients get to receive their 1001 close before the loop
@@ -48,6 +49,7 @@ struct engine {
     struct config *cfg;
     struct loop *loop;
     struct store *store;
+    struct board *board;
     struct kv *kv;
     struct http_client *http;
     struct operators *operators;
@@ -78,13 +80,12 @@ static void on_ws(int fd, const struct sockaddr *addr, socklen_t len, void *ctx)
     ws_server_adopt(fd, addr, len, e->wss);
 }
 
-/* The emit path: every stored change goes to the subscribers at once. */
-static void on_ticker(struct operator *op, const struct ticker *t, int changed, void *ctx)
+/* The emit path: every stored batch goes to the subscribers at once. */
+static void on_batch(struct operator *op, const struct ticker *t, const bool *changed, size_t n,
+                     void *ctx)
 {
     struct engine *e = ctx;
-    if (changed && e->wss) {
-        ws_server_publish(e->wss, t);
-    }
+    ws_server_publish_batch(e->wss, t, changed, n);
 }
 
 static void on_status(const char *exchange, const char *state, const char *reason, void *ctx)
@@ -112,19 +113,25 @@ static void on_grace_over(struct loop_timer *t, void *data)
 static void on_shutdown(struct loop_signal *sig, int signum, void *data)
 {
     struct engine *e = data;
-    if (e->api.draining) {
+    if (atomic_exchange(&e->api.draining, true)) {
         return;
     }
     log_info("engine", "signal %d: shutting down", signum);
-    e->api.draining = 1;
     front_door_stop_accepting(e->door);
     ws_server_shutdown(e->wss);
     loop_timer_start(e->grace, CLOSE_GRACE_MS, 0);
 }
 
-static void on_reload_done(const char *summary, void *data)
+static void on_reload_done(int status, const char *summary, void *data)
 {
     log_info("engine", "reload finished: %s", summary);
+}
+
+/* api_ctx.reload: the admin route's job, on the loop. */
+static void reload_operators(void *owner, api_reload_done_fn done, void *data)
+{
+    struct engine *e = owner;
+    operators_reload_all(e->operators, done, data);
 }
 
 /* SIGHUP: rotate tokens (re-read from the config) and reload operators. */
@@ -193,10 +200,15 @@ static int start_api(struct engine *e, char *err, size_t errlen)
     if (auth_prepare(cfg, err, errlen) < 0) {
         return -1;
     }
-    e->api = (struct api_ctx){.cfg = cfg, .store = e->store, .ops = e->operators,
-                              .engine = &e->stats, .started_ms = loop_wall_ms()};
-    e->api.loop = api_loop_new(e->loop);
-    e->api.metrics = api_metrics_new();
+    e->api = (struct api_ctx){.cfg = cfg,
+                              .store = e->store,
+                              .board = e->board,
+                              .engine = &e->stats,
+                              .reload = reload_operators,
+                              .reload_owner = e,
+                              .started_ms = loop_wall_ms()};
+    e->api.bridge = ingest_bridge_new(e->loop);
+    e->api.metrics = rest_metrics_new();
     e->api.auth = auth_new(cfg);
     e->rest = rest_new(&e->api, err, errlen);
     if (!e->rest) {
@@ -229,6 +241,7 @@ struct engine *engine_new(struct config *cfg, char *err, size_t errlen)
     e->cfg = cfg;
     e->loop = loop_new();
     e->store = store_new();
+    e->board = board_new();
     e->kv = kv_new();
     struct http_client_options http = {.ca_file = cfg->ca_file, .proxy = cfg->proxy};
     e->http = e->loop ? http_client_new(e->loop, &http) : NULL;
@@ -246,12 +259,13 @@ struct engine *engine_new(struct config *cfg, char *err, size_t errlen)
     struct op_env env = {
         .loop = e->loop,
         .store = e->store,
+        .board = e->board,
         .http = e->http,
         .kv = e->kv,
         .ws = e->ws,
         .config = cfg,
         .lib_dir = e->lib_dir,
-        .on_ticker = on_ticker,
+        .on_batch = on_batch,
         .on_status = on_status,
         .on_removed = on_removed,
         .ctx = e,
@@ -287,7 +301,7 @@ void engine_free(struct engine *e)
     if (!e) {
         return;
     }
-    e->api.draining = 1;
+    atomic_store(&e->api.draining, true);
     /* ws_server_free and ws_client_free run the loop for their close
      * handshakes: no timer or signal of ours may fire into half-freed
      * parts. */
@@ -304,8 +318,8 @@ void engine_free(struct engine *e)
     rest_free(e->rest);
     operators_free(e->operators);
     ws_client_free(e->ws);
-    api_loop_free(e->api.loop);
-    api_metrics_free(e->api.metrics);
+    ingest_bridge_free(e->api.bridge);
+    rest_metrics_free(e->api.metrics);
     auth_free(e->api.auth);
     http_client_free(e->http);
     kv_free(e->kv);
@@ -313,6 +327,7 @@ void engine_free(struct engine *e)
         log_warn("engine", "event loop closed with handles still open");
     }
     store_free(e->store);
+    board_free(e->board);
     config_free(e->cfg);
     free(e->lib_dir);
     free(e);

@@ -11,10 +11,10 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#include "cli_operator.h"
-#include "config.h"
+#include "operator/cli_operator.h"
+#include "config/config.h"
 #include "engine.h"
-#include "log.h"
+#include "core/log.h"
 
 static int usage(void)
 {

@@ -11,7 +11,7 @@
 #include "control.h"
 
 #include "replay.h"
-#include "xalloc.h"
+#include "core/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -10,7 +10,7 @@
  */
 #include "fakex.h"
 
-#include "xalloc.h"
+#include "core/xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -14,7 +14,7 @@
 #include "fakex.h"
 
 #include "server.h"
-#include "xalloc.h"
+#include "core/xalloc.h"
 
 #include <errno.h>
 #include <getopt.h>

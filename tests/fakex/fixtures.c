@@ -12,7 +12,7 @@
 #include "fixtures.h"
 
 #include "sidecar.h"
-#include "xalloc.h"
+#include "core/xalloc.h"
 
 #include <dirent.h>
 #include <errno.h>

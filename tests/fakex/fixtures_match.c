@@ -12,7 +12,7 @@
 #include "fixtures.h"
 
 #include "rewrite.h"
-#include "xalloc.h"
+#include "core/xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -12,7 +12,7 @@
 #include "http.h"
 
 #include "control.h"
-#include "xalloc.h"
+#include "core/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -14,7 +14,7 @@
  */
 #include "replay.h"
 
-#include "xalloc.h"
+#include "core/xalloc.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>

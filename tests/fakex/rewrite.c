@@ -9,7 +9,7 @@
  */
 #include "rewrite.h"
 
-#include "xalloc.h"
+#include "core/xalloc.h"
 
 #include <ctype.h>
 #include <stdlib.h>

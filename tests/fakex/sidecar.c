@@ -7,7 +7,7 @@
 #include "sidecar.h"
 
 #include "rewrite.h"
-#include "xalloc.h"
+#include "core/xalloc.h"
 
 #include <stdio.h>
 #include <stdlib.h>

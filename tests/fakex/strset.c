@@ -6,7 +6,7 @@
  */
 #include "strset.h"
 
-#include "xalloc.h"
+#include "core/xalloc.h"
 
 #include <stdlib.h>
 #include <string.h>

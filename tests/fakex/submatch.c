@@ -9,7 +9,7 @@
  */
 #include "submatch.h"
 
-#include "xalloc.h"
+#include "core/xalloc.h"
 
 #include <math.h>
 #include <stdio.h>

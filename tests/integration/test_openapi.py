@@ -1,4 +1,4 @@
-"""The OpenAPI document (api/openapi.json, compiled into the binary) and the
+"""The OpenAPI document (api/pages/openapi.json, compiled into the binary) and the
 HTML pages: the document is OpenAPI 3.1, lists every route of DESIGN 4.1 and
 4.3, and every operation in it answers on the live service; /docs and / are
 self-contained HTML (no CDN). The document is also linted with Redocly's
@@ -17,7 +17,7 @@ import requests
 
 from conftest import SOURCE, wait_until
 
-DOC_PATH = os.path.join(SOURCE, "api", "openapi.json")
+DOC_PATH = os.path.join(SOURCE, "api", "pages", "openapi.json")
 REDOCLY_VERSION = "1.34.20"
 METHODS = ("get", "put", "post", "delete", "patch", "options", "head", "trace")
 
@@ -173,7 +173,7 @@ def test_served_document_is_the_source(service):
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("application/json")
     with open(DOC_PATH, "rb") as f:
-        assert r.content == f.read(), "the embedded openapi.json differs from api/openapi.json"
+        assert r.content == f.read(), "the embedded openapi.json differs from api/pages/openapi.json"
 
 
 @pytest.mark.parametrize("path", ["/docs", "/"])

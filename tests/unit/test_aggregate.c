@@ -6,7 +6,7 @@
  */
 #include "aggregate.h"
 #include "check.h"
-#include "decimal.h"
+#include "core/decimal.h"
 
 #include <errno.h>
 #include <math.h>

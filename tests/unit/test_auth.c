@@ -12,8 +12,8 @@
 
 #include "auth.h"
 #include "check.h"
-#include "config.h"
-#include "log.h"
+#include "config/config.h"
+#include "core/log.h"
 
 static bool equal(const char *a, const char *b)
 {

@@ -1,5 +1,5 @@
 /* backoff: growth, cap, jitter bounds and the zero attempt. */
-#include "backoff.h"
+#include "core/backoff.h"
 #include "check.h"
 
 int main(void)

@@ -8,7 +8,7 @@
  * temporary directory as case.lua.
  */
 #include "check.h"
-#include "config.h"
+#include "config/config.h"
 
 #include <ctype.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
  * suite runs again under it.
  */
 #include "check.h"
-#include "decimal.h"
+#include "core/decimal.h"
 
 #include <errno.h>
 #include <float.h>

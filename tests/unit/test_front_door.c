@@ -16,7 +16,7 @@
  */
 #include "check.h"
 #include "front_door.h"
-#include "loop.h"
+#include "core/loop.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

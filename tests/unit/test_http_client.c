@@ -6,8 +6,8 @@
  */
 #include "check.h"
 #include "fakex_proc.h"
-#include "http_client.h"
-#include "loop.h"
+#include "net/http_client.h"
+#include "core/loop.h"
 
 #include <stdbool.h>
 

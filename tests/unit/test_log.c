@@ -1,6 +1,6 @@
 /* log: redaction of tokens in URLs, bearer headers and registered secrets. */
 #include "check.h"
-#include "log.h"
+#include "core/log.h"
 
 static void redacts(const char *in, const char *want)
 {

@@ -4,7 +4,7 @@
  * and loop_free leaves no handle behind.
  */
 #include "check.h"
-#include "loop.h"
+#include "core/loop.h"
 
 #include <pthread.h>
 #include <unistd.h>

@@ -17,8 +17,8 @@
  * next to stock Lua's). Finally the plain C API on its own.
  */
 #include "check.h"
-#include "lpattern.h"
-#include "xalloc.h"
+#include "lua/lpattern.h"
+#include "core/xalloc.h"
 
 #include <lauxlib.h>
 #include <lua.h>

@@ -5,7 +5,7 @@
  * Everything runs as Lua in a plain state, as an operator would call it.
  */
 #include "check.h"
-#include "lua_crypto.h"
+#include "lua/lua_crypto.h"
 
 #include <lauxlib.h>
 #include <lualib.h>

@@ -7,9 +7,9 @@
  * whose refusal is a Lua error, and wrong arguments as Lua errors.
  */
 #include "check.h"
-#include "lua_crypto.h"
-#include "lua_zlib.h"
-#include "xalloc.h"
+#include "lua/lua_crypto.h"
+#include "lua/lua_zlib.h"
+#include "core/xalloc.h"
 
 #include <lauxlib.h>
 #include <lualib.h>

@@ -12,13 +12,14 @@
 #include <stdbool.h>
 #include <sys/stat.h>
 
-#include "config.h"
-#include "http_client.h"
-#include "kv.h"
-#include "log.h"
-#include "loop.h"
-#include "operators.h"
-#include "store.h"
+#include "config/config.h"
+#include "net/http_client.h"
+#include "store/kv.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "operator/operators.h"
+#include "store/board.h"
+#include "store/store.h"
 
 struct world {
     struct fakex_proc fx;
@@ -27,6 +28,7 @@ struct world {
     struct config *cfg;
     struct loop *loop;
     struct store *store;
+    struct board *board;
     struct kv *kv;
     struct http_client *http;
     struct operators *reg;
@@ -105,8 +107,9 @@ static void world_run_registry(struct world *w)
 {
     char lib[128];
     snprintf(lib, sizeof lib, "%s/lib", w->ops);
-    struct op_env env = {.loop = w->loop, .store = w->store, .http = w->http, .kv = w->kv,
-                         .config = w->cfg, .lib_dir = lib};
+    w->board = board_new();
+    struct op_env env = {.loop = w->loop, .store = w->store, .board = w->board, .http = w->http,
+                         .kv = w->kv, .config = w->cfg, .lib_dir = lib};
     w->reg = operators_new(&env, w->ops);
     operators_start(w->reg);
 }
@@ -115,6 +118,7 @@ static void world_stop(struct world *w)
 {
     char cmd[128];
     operators_free(w->reg);
+    board_free(w->board);
     http_client_free(w->http);
     kv_free(w->kv);
     CHECK_INT_EQ(loop_free(w->loop), 0);
@@ -162,17 +166,19 @@ static bool wait_for(struct world *w, cond_fn fn, void *arg, double seconds)
     return wt.met || fn(w, arg);
 }
 
-static bool status_of(struct world *w, const char *name, struct op_status *out)
+static bool status_of(struct world *w, const char *name, struct board_status *out)
 {
-    struct op_status all[32];
-    size_t n = operators_status_copy(w->reg, all, 32);
-    for (size_t i = 0; i < n && i < 32; i++) {
+    size_t n;
+    struct board_status *all = board_statuses(w->board, &n);
+    bool found = false;
+    for (size_t i = 0; i < n && !found; i++) {
         if (strcmp(all[i].name, name) == 0) {
             *out = all[i];
-            return true;
+            found = true;
         }
     }
-    return false;
+    free(all);
+    return found;
 }
 
 static bool has_ticker(struct world *w, void *arg)
@@ -184,13 +190,13 @@ static bool has_ticker(struct world *w, void *arg)
 
 struct state_want {
     const char *name;
-    enum op_state state;
+    enum board_state state;
 };
 
 static bool in_state(struct world *w, void *arg)
 {
     struct state_want *want = arg;
-    struct op_status st;
+    struct board_status st;
     return status_of(w, want->name, &st) && st.state == want->state;
 }
 
@@ -254,7 +260,7 @@ static void test_recorded_data(void)
     check_expected(&w, "binance.expected.jsonl");
     check_expected(&w, "kraken.expected.jsonl");
 
-    struct state_want polling = {"binance", OP_STATE_POLLING};
+    struct state_want polling = {"binance", BOARD_POLLING};
     CHECK(wait_for(&w, in_state, &polling, 5));
     /* Only the allow-listed pair is stored. */
     struct store_exchange_stats stats;
@@ -262,7 +268,7 @@ static void test_recorded_data(void)
     CHECK_INT_EQ(stats.tickers, 1);
     polling.name = "kraken";
     CHECK(wait_for(&w, in_state, &polling, 5));
-    CHECK(operators_ready(w.reg));
+    CHECK(board_ready(w.board));
     world_stop(&w);
 }
 
@@ -302,8 +308,8 @@ static const struct hostile hostiles[] = {
 static bool hostiles_failed(struct world *w, void *arg)
 {
     for (size_t i = 0; i < sizeof hostiles / sizeof hostiles[0]; i++) {
-        struct op_status st;
-        if (!status_of(w, hostiles[i].name, &st) || st.state != OP_STATE_ERROR) {
+        struct board_status st;
+        if (!status_of(w, hostiles[i].name, &st) || st.state != BOARD_ERROR) {
             return false;
         }
     }
@@ -344,9 +350,9 @@ static void test_sandbox_isolation(void)
     world_run_registry(&w);
     CHECK(wait_for(&w, hostiles_failed, NULL, 20));
     for (size_t i = 0; i < sizeof hostiles / sizeof hostiles[0]; i++) {
-        struct op_status st;
+        struct board_status st;
         CHECK(status_of(&w, hostiles[i].name, &st));
-        CHECK_INT_EQ(st.state, OP_STATE_ERROR);
+        CHECK_INT_EQ(st.state, BOARD_ERROR);
         if (hostiles[i].reason && !strstr(st.reason, hostiles[i].reason)) {
             CHECK_STR_EQ(st.reason, hostiles[i].reason);
         }
@@ -357,15 +363,15 @@ static void test_sandbox_isolation(void)
     uint64_t since = t.v;
     /* The loop-lag watchdog marks the operator whose callbacks keep
      * holding the loop, while it still delivers. */
-    struct state_want slow = {"sluggish", OP_STATE_DEGRADED};
+    struct state_want slow = {"sluggish", BOARD_DEGRADED};
     CHECK(wait_for(&w, in_state, &slow, 10));
-    struct op_status sl;
+    struct board_status sl;
     CHECK(status_of(&w, "sluggish", &sl));
     CHECK(strstr(sl.reason, "stall the loop") != NULL);
     CHECK(wait_for(&w, steady_advanced, &since, 10));
-    struct op_status st;
+    struct board_status st;
     CHECK(status_of(&w, "steady", &st));
-    CHECK_INT_EQ(st.state, OP_STATE_POLLING);
+    CHECK_INT_EQ(st.state, BOARD_POLLING);
     world_stop(&w);
 }
 
@@ -416,7 +422,7 @@ static long requests_of(struct world *w, const char *exchange)
 
 static bool errors_at_least(struct world *w, void *arg)
 {
-    struct op_status st;
+    struct board_status st;
     return status_of(w, "binance", &st) && st.errors >= *(uint64_t *)arg;
 }
 
@@ -440,9 +446,9 @@ static void test_faults(void)
         copy_operator(&w, "binance");
         CHECK_INT_EQ(control(&w, "POST", "/_fakex/binance/fault", faults[i].fault, NULL, 0), 200);
         world_run_registry(&w);
-        struct state_want err = {"binance", OP_STATE_ERROR};
+        struct state_want err = {"binance", BOARD_ERROR};
         CHECK(wait_for(&w, in_state, &err, 20));
-        struct op_status st;
+        struct board_status st;
         CHECK(status_of(&w, "binance", &st));
         if (faults[i].reason && !strstr(st.reason, faults[i].reason)) {
             CHECK_STR_EQ(st.reason, faults[i].reason);
@@ -462,7 +468,7 @@ static void test_faults(void)
          * minute after the last error, then polling). */
         const char *key[] = {"binance", "BTC_USDT"};
         CHECK(wait_for(&w, has_ticker, key, 40));
-        struct op_status after;
+        struct board_status after;
         CHECK(status_of(&w, "binance", &after));
         world_stop(&w);
     }
@@ -485,9 +491,9 @@ static void test_budget_and_hosts(void)
                    "local s, err = x.http.get('http://127.0.0.2:9/latest/meta-data')\n"
                    "error(err)");
     world_run_registry(&w);
-    struct state_want err = {"nosy", OP_STATE_ERROR};
+    struct state_want err = {"nosy", BOARD_ERROR};
     CHECK(wait_for(&w, in_state, &err, 10));
-    struct op_status st;
+    struct board_status st;
     CHECK(status_of(&w, "nosy", &st));
     if (!strstr(st.reason, "refused")) {
         CHECK_STR_EQ(st.reason, "refused");
@@ -510,13 +516,13 @@ static bool ask_is(struct world *w, void *arg)
 
 static bool rejected_at_line(struct world *w, void *arg)
 {
-    struct op_status st;
+    struct board_status st;
     return status_of(w, "counter", &st) && st.rejected && st.rejected_line == *(int *)arg;
 }
 
 static bool removed(struct world *w, void *arg)
 {
-    struct op_status st;
+    struct board_status st;
     struct ticker t;
     return !status_of(w, "counter", &st) && store_get(w->store, "counter", "AAA_BBB", &t) != 0;
 }

@@ -6,7 +6,7 @@
  * If-None-Match parsers. Several threads hammer one key at the end.
  */
 #include "check.h"
-#include "render_cache.h"
+#include "rest/render_cache.h"
 
 #include <pthread.h>
 #include <stdlib.h>

@@ -20,19 +20,20 @@
 #include <unistd.h>
 
 #include "api.h"
-#include "api_loop.h"
-#include "api_metrics.h"
+#include "rest/ingest_bridge.h"
+#include "rest/rest_metrics.h"
 #include "auth.h"
 #include "check.h"
-#include "config.h"
-#include "engine_stats.h"
-#include "http_client.h"
-#include "kv.h"
-#include "log.h"
-#include "loop.h"
-#include "operators.h"
-#include "rest.h"
-#include "store.h"
+#include "config/config.h"
+#include "core/engine_stats.h"
+#include "net/http_client.h"
+#include "store/kv.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "operator/operators.h"
+#include "store/board.h"
+#include "rest/rest.h"
+#include "store/store.h"
 
 #define USER "user-token-0123456789"
 #define ADMIN "admin-token-0123456789"
@@ -45,6 +46,7 @@ struct world {
     struct kv *kv;
     struct http_client *http;
     struct operators *ops;
+    struct board *board;
     struct engine_stats stats;
     struct api_ctx ctx;
     struct rest *rest;
@@ -79,6 +81,12 @@ static void on_accept(struct loop_io *io, int events, void *data)
         }
         rest_add_connection(w->rest, fd, (struct sockaddr *)&ss, len);
     }
+}
+
+static void reload_operators(void *owner, api_reload_done_fn done, void *data)
+{
+    struct world *w = owner;
+    operators_reload_all(w->ops, done, data);
 }
 
 static void on_stop(struct loop_async *a, void *data)
@@ -121,9 +129,11 @@ static void world_start(struct world *w)
     w->store = store_new();
     w->kv = kv_new();
     w->http = http_client_new(w->loop, NULL);
+    w->board = board_new();
     snprintf(path, sizeof path, "%s/operators/lib", w->dir);
     struct op_env env = {.loop = w->loop,
                          .store = w->store,
+                         .board = w->board,
                          .http = w->http,
                          .kv = w->kv,
                          .config = w->cfg,
@@ -134,12 +144,14 @@ static void world_start(struct world *w)
     w->ctx = (struct api_ctx){
         .cfg = w->cfg,
         .store = w->store,
-        .ops = w->ops,
+        .board = w->board,
         .engine = &w->stats,
+        .reload = reload_operators,
+        .reload_owner = w,
         .started_ms = loop_wall_ms(),
     };
-    w->ctx.loop = api_loop_new(w->loop);
-    w->ctx.metrics = api_metrics_new();
+    w->ctx.bridge = ingest_bridge_new(w->loop);
+    w->ctx.metrics = rest_metrics_new();
     w->ctx.auth = auth_new(w->cfg);
     w->rest = rest_new(&w->ctx, err, sizeof err);
     if (!w->rest) {
@@ -169,16 +181,17 @@ static void world_stop(struct world *w)
     loop_io_free(w->accept_io);
     close(w->listen_fd);
     loop_async_free(w->stop);
-    w->ctx.draining = 1;
+    atomic_store(&w->ctx.draining, true);
     rest_free(w->rest);
     operators_free(w->ops);
-    api_loop_free(w->ctx.loop);
-    api_metrics_free(w->ctx.metrics);
+    ingest_bridge_free(w->ctx.bridge);
+    rest_metrics_free(w->ctx.metrics);
     auth_free(w->ctx.auth);
     http_client_free(w->http);
     kv_free(w->kv);
     CHECK_INT_EQ(loop_free(w->loop), 0);
     store_free(w->store);
+    board_free(w->board);
     config_free(w->cfg);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", w->dir);
     CHECK_INT_EQ(system(cmd), 0);

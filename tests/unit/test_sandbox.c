@@ -10,7 +10,7 @@
  * the state cannot even be built.
  */
 #include "check.h"
-#include "sandbox.h"
+#include "lua/sandbox.h"
 
 #include <lauxlib.h>
 #include <stdlib.h>

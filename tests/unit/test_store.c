@@ -3,7 +3,7 @@
  * test_store_stress.c's job.
  */
 #include "check.h"
-#include "store.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -21,7 +21,7 @@
  * is printed too.
  */
 #include "check.h"
-#include "store.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <pthread.h>

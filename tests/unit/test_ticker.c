@@ -3,7 +3,7 @@
  * accepted spellings, and the derived numbers.
  */
 #include "check.h"
-#include "ticker.h"
+#include "store/ticker.h"
 
 #include <errno.h>
 

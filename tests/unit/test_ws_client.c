@@ -14,11 +14,11 @@
  */
 #include "check.h"
 #include "fakex_proc.h"
-#include "loop.h"
-#include "ws_client.h"
-#include "ws_client_int.h"
+#include "core/loop.h"
+#include "net/ws_client.h"
+#include "net/ws_client_int.h"
 #include "ws_test_peers.h"
-#include "xalloc.h"
+#include "core/xalloc.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -4,14 +4,14 @@
  * in chunks with `last` on the final one; N publishes within a window make
  * one rate with the latest value and its v; overlapping subscriptions send
  * a key once, at the smallest throttle; unsubscribe stops; the limits hold.
- * Also the /currency_listener query checks (ws_listener_parse).
+ * Also the /currency_listener query checks (currency_listener_parse).
  */
 #include "check.h"
-#include "config.h"
-#include "store.h"
-#include "ws_keys.h"
-#include "ws_listener.h"
-#include "ws_session.h"
+#include "config/config.h"
+#include "store/store.h"
+#include "ws/ws_keys.h"
+#include "ws/currency_listener.h"
+#include "ws/ws_session.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -547,29 +547,29 @@ static void test_many_keys(void)
 
 static void test_listener_parse(void)
 {
-    struct ws_listener_params p;
+    struct currency_listener_params p;
     struct jbuf err;
 
     jbuf_init(&err);
-    CHECK_INT_EQ(ws_listener_parse(&ctx, NULL, NULL, NULL, WALL, &p, &err), 0);
+    CHECK_INT_EQ(currency_listener_parse(&ctx, NULL, NULL, NULL, WALL, &p, &err), 0);
     CHECK_INT_EQ(p.every_ms, 1000);
     CHECK_STR_EQ(p.exchange, "");
-    CHECK_INT_EQ(ws_listener_parse(&ctx, "binance", "btc/usdt", "0.25", WALL, &p, &err), 0);
+    CHECK_INT_EQ(currency_listener_parse(&ctx, "binance", "btc/usdt", "0.25", WALL, &p, &err), 0);
     CHECK_INT_EQ(p.every_ms, 250);
     CHECK_STR_EQ(p.exchange, "binance");
     CHECK_STR_EQ(p.pair, "btc/usdt");
     /* Clamped to 0.1-60 s. */
-    CHECK_INT_EQ(ws_listener_parse(&ctx, NULL, NULL, "0.001", WALL, &p, &err), 0);
+    CHECK_INT_EQ(currency_listener_parse(&ctx, NULL, NULL, "0.001", WALL, &p, &err), 0);
     CHECK_INT_EQ(p.every_ms, 100);
-    CHECK_INT_EQ(ws_listener_parse(&ctx, NULL, NULL, "1e9", WALL, &p, &err), 0);
+    CHECK_INT_EQ(currency_listener_parse(&ctx, NULL, NULL, "1e9", WALL, &p, &err), 0);
     CHECK_INT_EQ(p.every_ms, 60000);
     /* Refusals carry the old service's {"detail"} body. */
-    CHECK_INT_EQ(ws_listener_parse(&ctx, NULL, NULL, "soon", WALL, &p, &err), 400);
+    CHECK_INT_EQ(currency_listener_parse(&ctx, NULL, NULL, "soon", WALL, &p, &err), 400);
     CHECK(err.len && strstr(err.data, "\"detail\"") != NULL);
-    CHECK_INT_EQ(ws_listener_parse(&ctx, NULL, NULL, "nan", WALL, &p, &err), 400);
-    CHECK_INT_EQ(ws_listener_parse(&ctx, NULL, "BTC:USDT", NULL, WALL, &p, &err), 400);
+    CHECK_INT_EQ(currency_listener_parse(&ctx, NULL, NULL, "nan", WALL, &p, &err), 400);
+    CHECK_INT_EQ(currency_listener_parse(&ctx, NULL, "BTC:USDT", NULL, WALL, &p, &err), 400);
     CHECK(err.len && strstr(err.data, "pair string") != NULL);
-    CHECK_INT_EQ(ws_listener_parse(&ctx, "nowhere", NULL, NULL, WALL, &p, &err), 400);
+    CHECK_INT_EQ(currency_listener_parse(&ctx, "nowhere", NULL, NULL, WALL, &p, &err), 400);
     CHECK(err.len && strstr(err.data, "nowhere") != NULL);
     jbuf_free(&err);
 }

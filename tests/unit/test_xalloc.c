@@ -1,6 +1,6 @@
 /* xalloc: the string helpers copy exactly and terminate. */
 #include "check.h"
-#include "xalloc.h"
+#include "core/xalloc.h"
 
 #include <stdlib.h>
 

@@ -18,8 +18,8 @@
  * is a benchmark, not a test: it exits 1 only if the store misbehaves (a
  * put not stored, a key lost, a scan short), never on timing.
  */
-#include "store.h"
-#include "ticker.h"
+#include "store/store.h"
+#include "store/ticker.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

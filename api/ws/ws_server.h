@@ -1,0 +1,102 @@
+/*
+ * ws_server: the WebSocket side of the one port — /v1/stream (DESIGN 4.2)
+ * and the old service's /currency_listener (4.3) — on libwebsockets, in
+ * its foreign-loop mode on the engine's libuv loop.
+ *
+ * The front door hands over each socket whose head asks for a WebSocket
+ * upgrade (ws_server_adopt, the front_door_ops.ws callback); libwebsockets
+ * reads the head itself. Before the upgrade completes the request is
+ * checked, in this order, and refused with an HTTP status and a JSON body
+ * (never a bare hang-up): unknown path 404; an Origin not in
+ * allowed_origins (when the list is set) 403; no valid token (the
+ * Authorization: Bearer header or ?token=) 401 with WWW-Authenticate:
+ * Bearer; ws.max_connections 503 and ws.max_per_ip 429; for the listener,
+ * a bad query 400. Errors on /currency_listener use the old service's
+ * {"detail": "..."} shape, the others {"error":{"code","message"}}.
+ * Tokens are never logged.
+ *
+ * After the upgrade each /v1/stream connection is a ws_session (the
+ * protocol and the conflating queue, ws_session.h) and each listener a
+ * currency_listener (currency_listener.h). Stored changes reach sessions
+ * through ws_server_publish_batch, never by polling the store. Back-pressure: a
+ * connection is closed with 1008 when the bytes waiting for it — in its
+ * session plus what the kernel holds unsent on its socket — pass
+ * ws.max_queue_bytes (checked when its socket chokes, after its messages
+ * and every 250 ms); an inbound message over ws.max_message_bytes closes
+ * it with 1009.
+ *
+ * Threads: every function on the loop thread. Ownership: the server
+ * borrows the loop and ctx (they outlive it) and owns the libwebsockets
+ * context, every connection and the sockets handed to it.
+ */
+#ifndef RX_WS_SERVER_H
+#define RX_WS_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "api.h"
+#include "store/ticker.h"
+
+struct loop;
+struct ws_server;
+
+/* Creates the libwebsockets context (no listen socket of its own) on the
+ * loop. Returns NULL with err filled if libwebsockets or its libuv plugin
+ * (package libwebsockets-evlib-uv) cannot be set up. */
+struct ws_server *ws_server_new(struct loop *loop, struct api_ctx *ctx, char *err, size_t errlen);
+
+/*
+ * front_door_ops.ws: takes ownership of fd (an upgrade request's head is
+ * still queued on it) and hands it to libwebsockets. After
+ * ws_server_shutdown, or for an fd libwebsockets could not track (at or
+ * above the open-files limit), it answers 503 and closes the socket itself.
+ */
+void ws_server_adopt(int fd, const struct sockaddr *addr, socklen_t len, void *ws_server);
+
+/* One emit batch, after the store took it: n tickers, of which those with
+ * changed[i] set are pushed (one fan-out pass; each connection is
+ * scheduled once). Only the key and v of each ticker are read: one whose v
+ * is not newer than the last seen for its key is ignored. */
+void ws_server_publish_batch(struct ws_server *ws, const struct ticker *t, const bool *changed,
+                             size_t n);
+
+/* An operator changed state / was removed (sessions subscribed to it get a
+ * status / removed message). */
+void ws_server_status(struct ws_server *ws, const char *exchange, const char *state,
+                      const char *reason);
+void ws_server_removed(struct ws_server *ws, const char *exchange);
+
+/*
+ * Starts closing every client with code 1001 ("server shutting down") and
+ * refuses new upgrades (503). The close frames go out as the loop runs
+ * on; ws_server_free waits a short while for them. Idempotent.
+ */
+void ws_server_shutdown(struct ws_server *ws);
+
+/*
+ * Shuts down if that was not done, then runs the loop (loop_run) until the
+ * clients have closed (at most WS_SERVER_DRAIN_MS) and libwebsockets has
+ * released its loop handles, and frees everything. The loop must not be
+ * running (call it after loop_run has returned). NULL is a no-op.
+ */
+#define WS_SERVER_DRAIN_MS 1000
+void ws_server_free(struct ws_server *ws);
+
+struct ws_server_stats {
+    uint64_t connections;  /* open now (/v1/stream and /currency_listener) */
+    uint64_t listeners;    /* of which /currency_listener */
+    uint64_t accepted;     /* upgrades accepted since start */
+    uint64_t refused;      /* upgrades refused with an HTTP status */
+    uint64_t messages_in;  /* client messages */
+    uint64_t messages_out; /* messages written */
+    uint64_t conflated;    /* publishes folded into a rate still waiting */
+    uint64_t closed_1008;  /* slow consumers (queue over ws.max_queue_bytes) */
+    uint64_t closed_1009;  /* inbound message over ws.max_message_bytes */
+    uint64_t queue_bytes;  /* bytes waiting in sessions now (estimate) */
+};
+void ws_server_stats(const struct ws_server *ws, struct ws_server_stats *out);
+
+#endif

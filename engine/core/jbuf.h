@@ -1,0 +1,36 @@
+/*
+ * jbuf: a growable byte buffer with JSON helpers (escaped strings, numbers
+ * by the decimal rules of DESIGN 3). Used to render API answers and the
+ * author's tools' output. Owned by whoever declared it; any thread may use
+ * its own buffers.
+ */
+#ifndef RX_JBUF_H
+#define RX_JBUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct jbuf {
+    char *data;
+    size_t len;
+    size_t cap;
+};
+
+void jbuf_init(struct jbuf *b);
+void jbuf_free(struct jbuf *b);
+void jbuf_reset(struct jbuf *b);
+void jbuf_add(struct jbuf *b, const char *s, size_t n);
+void jbuf_adds(struct jbuf *b, const char *s);
+void jbuf_addf(struct jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* A JSON string literal, quotes included; control characters are escaped
+ * and bytes that are not valid UTF-8 become U+FFFD. */
+void jbuf_str(struct jbuf *b, const char *s);
+/* The same for n bytes (NULs included); returns how many bytes were not
+ * valid UTF-8 and were replaced. */
+size_t jbuf_strn(struct jbuf *b, const char *s, size_t n);
+/* A JSON number in shortest round-trip positional form; null if not finite. */
+void jbuf_num(struct jbuf *b, double v);
+/* "text" as a JSON string, or null when text is "". */
+void jbuf_str_or_null(struct jbuf *b, const char *text);
+
+#endif

@@ -1,0 +1,454 @@
+/*
+ * operators: scanning, make-before-break reloads, removal, and the status
+ * copy the API threads read.
+ *
+ * Each file has an entry. An entry holds the live version (may be NULL when
+ * the file never loaded), a candidate while a reload prepares, and what the
+ * last failed load said. Reloads triggered by file events are debounced per
+ * entry, because one save produces several inotify events.
+ */
+#include "operators.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/jbuf.h"
+#include "store/kv.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "store/store.h"
+#include "core/xalloc.h"
+
+#define STATUS_PUBLISH_MS 200
+#define RELOAD_DEBOUNCE_MS 150
+#define MAX_OPERATORS 256
+
+struct entry {
+    struct operators *reg;
+    char name[TICKER_EXCHANGE_MAX];
+    char *file;
+    struct operator *live;
+    struct operator *candidate;
+    struct loop_timer *debounce;
+    /* The newest version that failed, while `live` (if any) runs on. */
+    bool rejected;
+    char error[BOARD_REASON_MAX];
+    int error_line;
+    int64_t error_at;
+    bool reloading; /* part of an operators_reload_all round */
+    const struct operator *markets_of; /* whose markets were last published */
+    int last_state; /* as last published, for on_status; -1 before */
+    char last_reason[BOARD_REASON_MAX];
+    uint64_t markets_gen;
+    char result[BOARD_REASON_MAX];
+};
+
+struct operators {
+    struct op_env env;
+    char *dir;
+    struct entry *entries[MAX_OPERATORS];
+    size_t n;
+    struct loop_watch *watch;
+    struct loop_timer *publish;
+
+    size_t n_markets; /* as last published */
+
+    operators_reload_fn reload_done;
+    void *reload_data;
+    int reloads_pending;
+};
+
+static void publish(struct operators *reg);
+
+/* "binance.lua" -> "binance"; -1 for files that are not operators. */
+static int name_of(const char *file, char *name, size_t cap)
+{
+    const char *dot = strrchr(file, '.');
+    size_t n = dot ? (size_t)(dot - file) : 0;
+    if (!dot || strcmp(dot, ".lua") != 0 || n == 0 || n >= cap) {
+        return -1;
+    }
+    memcpy(name, file, n);
+    name[n] = '\0';
+    return ticker_exchange_valid(name) ? 0 : -1;
+}
+
+static struct entry *find(struct operators *reg, const char *name)
+{
+    for (size_t i = 0; i < reg->n; i++) {
+        if (strcmp(reg->entries[i]->name, name) == 0) {
+            return reg->entries[i];
+        }
+    }
+    return NULL;
+}
+
+static void reload_entry(struct entry *e);
+
+static void on_debounce(struct loop_timer *t, void *data)
+{
+    reload_entry(data);
+}
+
+static struct entry *entry_add(struct operators *reg, const char *name)
+{
+    if (reg->n == MAX_OPERATORS) {
+        log_error("operators", "more than %d operators; ignoring %s", MAX_OPERATORS, name);
+        return NULL;
+    }
+    struct entry *e = xcalloc(1, sizeof *e);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s.lua", reg->dir, name);
+    e->reg = reg;
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->file = xstrdup(path);
+    e->debounce = loop_timer_new(reg->env.loop, on_debounce, e);
+    e->last_state = -1;
+    reg->entries[reg->n++] = e;
+    return e;
+}
+
+static void entry_free(struct entry *e)
+{
+    op_free(e->live);
+    op_free(e->candidate);
+    loop_timer_free(e->debounce);
+    free(e->file);
+    free(e);
+}
+
+static void entry_remove(struct operators *reg, struct entry *e)
+{
+    for (size_t i = 0; i < reg->n; i++) {
+        if (reg->entries[i] == e) {
+            reg->entries[i] = reg->entries[--reg->n];
+            break;
+        }
+    }
+    store_remove_exchange(reg->env.store, e->name);
+    kv_drop_exchange(reg->env.kv, e->name);
+    if (reg->env.on_removed) {
+        reg->env.on_removed(e->name, reg->env.ctx);
+    }
+    log_info("operators", "%s: file removed; exchange and its data dropped", e->name);
+    entry_free(e);
+    publish(reg);
+}
+
+static void reload_finished(struct entry *e, const char *result)
+{
+    struct operators *reg = e->reg;
+    snprintf(e->result, sizeof e->result, "%s", result);
+    publish(reg);
+    if (!e->reloading) {
+        return;
+    }
+    e->reloading = false;
+    if (--reg->reloads_pending > 0 || !reg->reload_done) {
+        return;
+    }
+    struct jbuf summary;
+    jbuf_init(&summary);
+    jbuf_adds(&summary, "{\"operators\":[");
+    for (size_t i = 0; i < reg->n; i++) {
+        jbuf_adds(&summary, i ? ",{\"name\":" : "{\"name\":");
+        jbuf_str(&summary, reg->entries[i]->name);
+        jbuf_adds(&summary, ",\"result\":");
+        jbuf_str(&summary, reg->entries[i]->result);
+        jbuf_adds(&summary, "}");
+    }
+    jbuf_adds(&summary, "]}");
+    operators_reload_fn fn = reg->reload_done;
+    reg->reload_done = NULL;
+    fn(0, summary.data, reg->reload_data);
+    jbuf_free(&summary);
+}
+
+static void reject(struct entry *e, const char *err, int line)
+{
+    e->rejected = true;
+    snprintf(e->error, sizeof e->error, "%s", err);
+    e->error_line = line;
+    e->error_at = loop_wall_ms();
+    log_error("operators", "%s: %s%s", e->name, err,
+              e->live ? " (the previous version keeps running)" : "");
+}
+
+static void on_candidate_ready(struct operator *op, int ok, const char *err, void *data)
+{
+    struct entry *e = data;
+    char msg[BOARD_REASON_MAX];
+
+    e->candidate = NULL;
+    if (!ok && e->live) {
+        snprintf(msg, sizeof msg, "markets() failed: %s", err ? err : "?");
+        reject(e, msg, 0);
+        op_free(op);
+        reload_finished(e, msg);
+        return;
+    }
+    if (!ok) {
+        /* Nothing runs yet: this version becomes live and keeps retrying
+         * markets() with backoff, so an exchange that is down at start
+         * comes up by itself. */
+        snprintf(e->result, sizeof e->result, "markets() failed: %s", err ? err : "?");
+    }
+    if (e->live) {
+        if (op_take_state(op, e->live, msg, sizeof msg) != 0) {
+            log_warn("operators", "%s: x.state not carried over: %s", e->name, msg);
+        }
+        op_take_history(op, e->live);
+        op_free(e->live);
+        log_info("operators", "%s: reloaded from %s", e->name, e->file);
+    } else {
+        log_info("operators", "%s: loaded from %s", e->name, e->file);
+    }
+    e->live = op;
+    e->rejected = false;
+    op_start(op);
+    reload_finished(e, ok ? "loaded" : e->result);
+}
+
+static void reload_entry(struct entry *e)
+{
+    struct operators *reg = e->reg;
+    char err[BOARD_REASON_MAX];
+    int line = 0;
+    FILE *f = fopen(e->file, "r");
+
+    if (!f && errno == ENOENT) {
+        bool counted = e->reloading;
+        e->reloading = false;
+        entry_remove(reg, e);
+        if (counted && --reg->reloads_pending == 0 && reg->reload_done) {
+            operators_reload_fn fn = reg->reload_done;
+            reg->reload_done = NULL;
+            fn(0, "{\"operators\":[]}", reg->reload_data);
+        }
+        return;
+    }
+    if (f) {
+        fclose(f);
+    }
+    op_free(e->candidate);
+    e->candidate = NULL;
+    struct operator *op = op_load(&reg->env, e->file, err, sizeof err, &line);
+    if (!op) {
+        reject(e, err, line);
+        reload_finished(e, err);
+        return;
+    }
+    e->candidate = op;
+    if (!op_enabled(op)) {
+        /* A disabled operator runs nothing, markets() included. */
+        on_candidate_ready(op, 1, NULL, e);
+        return;
+    }
+    op_prepare(op, on_candidate_ready, e);
+}
+
+static void on_dir_change(struct loop_watch *w, const char *file, void *data)
+{
+    struct operators *reg = data;
+    char name[TICKER_EXCHANGE_MAX];
+
+    if (name_of(file, name, sizeof name) != 0) {
+        return;
+    }
+    struct entry *e = find(reg, name);
+    if (!e) {
+        e = entry_add(reg, name);
+    }
+    if (e) {
+        loop_timer_start(e->debounce, RELOAD_DEBOUNCE_MS, 0);
+    }
+}
+
+static void on_publish(struct loop_timer *t, void *data)
+{
+    publish(data);
+}
+
+struct operators *operators_new(const struct op_env *env, const char *dir)
+{
+    struct operators *reg = xcalloc(1, sizeof *reg);
+    reg->env = *env;
+    reg->dir = xstrdup(dir);
+    reg->publish = loop_timer_new(env->loop, on_publish, reg);
+    return reg;
+}
+
+void operators_free(struct operators *reg)
+{
+    if (!reg) {
+        return;
+    }
+    loop_watch_free(reg->watch);
+    loop_timer_free(reg->publish);
+    for (size_t i = 0; i < reg->n; i++) {
+        entry_free(reg->entries[i]);
+    }
+    free(reg->dir);
+    free(reg);
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int operators_start(struct operators *reg)
+{
+    DIR *d = opendir(reg->dir);
+    struct dirent *de;
+    char *names[MAX_OPERATORS];
+    size_t n = 0;
+
+    if (!d) {
+        log_error("operators", "cannot open %s: %s", reg->dir, strerror(errno));
+        return -1;
+    }
+    while ((de = readdir(d)) && n < MAX_OPERATORS) {
+        char name[TICKER_EXCHANGE_MAX];
+        if (name_of(de->d_name, name, sizeof name) == 0) {
+            names[n++] = xstrdup(name);
+        }
+    }
+    closedir(d);
+    qsort(names, n, sizeof *names, compare_names);
+    for (size_t i = 0; i < n; i++) {
+        struct entry *e = entry_add(reg, names[i]);
+        if (e) {
+            reload_entry(e);
+        }
+        free(names[i]);
+    }
+    reg->watch = loop_watch_new(reg->env.loop, reg->dir, on_dir_change, reg);
+    if (!reg->watch) {
+        log_warn("operators", "cannot watch %s: changes need SIGHUP", reg->dir);
+    }
+    loop_timer_start(reg->publish, STATUS_PUBLISH_MS, STATUS_PUBLISH_MS);
+    publish(reg);
+    int live = 0;
+    for (size_t i = 0; i < reg->n; i++) {
+        live += reg->entries[i]->live || reg->entries[i]->candidate;
+    }
+    log_info("operators", "%zu operator files in %s, %d loading", reg->n, reg->dir, live);
+    return live;
+}
+
+void operators_reload_all(struct operators *reg, operators_reload_fn done, void *data)
+{
+    if (reg->reload_done) {
+        /* A round is running; this request joins it by waiting for it. */
+        if (done) {
+            done(-EBUSY, "{\"error\":\"a reload is already running\"}", data);
+        }
+        return;
+    }
+    reg->reload_done = done;
+    reg->reload_data = data;
+    reg->reloads_pending = (int)reg->n;
+    if (reg->n == 0) {
+        reg->reload_done = NULL;
+        if (done) {
+            done(0, "{\"operators\":[]}", data);
+        }
+        return;
+    }
+    struct entry *copy[MAX_OPERATORS];
+    size_t n = reg->n;
+    memcpy(copy, reg->entries, n * sizeof *copy);
+    for (size_t i = 0; i < n; i++) {
+        copy[i]->reloading = true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        reload_entry(copy[i]);
+    }
+}
+
+static void entry_status(const struct entry *e, int64_t now, struct board_status *st)
+{
+    if (e->live) {
+        op_status(e->live, now, st);
+    } else {
+        memset(st, 0, sizeof *st);
+        snprintf(st->name, sizeof st->name, "%s", e->name);
+        snprintf(st->file, sizeof st->file, "%s", e->file);
+        st->state = e->candidate ? BOARD_STARTING : BOARD_ERROR;
+        snprintf(st->reason, sizeof st->reason, "%s", e->error);
+    }
+    if (e->rejected && e->live) {
+        st->rejected = true;
+        snprintf(st->rejected_error, sizeof st->rejected_error, "%s", e->error);
+        st->rejected_line = e->error_line;
+        st->rejected_at = e->error_at;
+    }
+}
+
+/* Markets change only when a markets() succeeds, so they are republished
+ * only then, not every tick. */
+static void publish_markets(struct operators *reg)
+{
+    bool changed = false;
+    size_t total = 0;
+
+    for (size_t i = 0; i < reg->n; i++) {
+        struct entry *e = reg->entries[i];
+        size_t n = 0;
+        uint64_t gen = 0;
+        if (e->live) {
+            op_markets(e->live, &n, &gen);
+        }
+        if (e->markets_of != e->live || e->markets_gen != gen) {
+            changed = true;
+        }
+        total += n;
+    }
+    if (!changed && total == reg->n_markets) {
+        return;
+    }
+    struct board_market *fresh = xcalloc(total + 1, sizeof *fresh);
+    size_t o = 0;
+    for (size_t i = 0; i < reg->n; i++) {
+        struct entry *e = reg->entries[i];
+        size_t n = 0;
+        uint64_t gen = 0;
+        if (e->live) {
+            const struct board_market *m = op_markets(e->live, &n, &gen);
+            if (n) {
+                memcpy(fresh + o, m, n * sizeof *m);
+                o += n;
+            }
+        }
+        e->markets_of = e->live;
+        e->markets_gen = gen;
+    }
+    board_put_markets(reg->env.board, fresh, o);
+    reg->n_markets = o;
+    free(fresh);
+}
+
+static void publish(struct operators *reg)
+{
+    publish_markets(reg);
+    int64_t now = loop_wall_ms();
+    struct board_status *fresh = xcalloc(reg->n ? reg->n : 1, sizeof *fresh);
+    for (size_t i = 0; i < reg->n; i++) {
+        struct entry *e = reg->entries[i];
+        entry_status(e, now, &fresh[i]);
+        if ((int)fresh[i].state != e->last_state || strcmp(fresh[i].reason, e->last_reason)) {
+            e->last_state = (int)fresh[i].state;
+            snprintf(e->last_reason, sizeof e->last_reason, "%s", fresh[i].reason);
+            if (reg->env.on_status) {
+                reg->env.on_status(e->name, board_state_name(fresh[i].state), fresh[i].reason,
+                                   reg->env.ctx);
+            }
+        }
+    }
+    board_put_statuses(reg->env.board, fresh, reg->n);
+    free(fresh);
+}

@@ -1,0 +1,78 @@
+/*
+ * x_ws: the `ws` handed to stream callbacks: ws:send(text[, binary]) and
+ * ws:close().
+ *
+ * A full userdata holding the connection. When the connection closes the
+ * pointer is cleared (op_ws_detach), so an operator that kept `ws` in a
+ * table gets nil, "closed" from send instead of touching a connection
+ * that is gone.
+ */
+#include "operator_int.h"
+
+#include <lauxlib.h>
+
+#include "net/ws_client.h"
+
+#define WS_META "rx.ws"
+
+static struct ws_conn **check_ws(lua_State *L)
+{
+    return luaL_checkudata(L, 1, WS_META);
+}
+
+static int ws_send(lua_State *L)
+{
+    struct ws_conn **conn = check_ws(L);
+    size_t len;
+    const char *msg = luaL_checklstring(L, 2, &len);
+    int binary = lua_toboolean(L, 3);
+
+    if (!*conn || ws_conn_send(*conn, msg, len, binary) != 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, *conn ? "send queue full" : "closed");
+        return 2;
+    }
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int ws_close(lua_State *L)
+{
+    struct ws_conn **conn = check_ws(L);
+    if (*conn) {
+        ws_conn_close(*conn, 1000, "closed by the operator");
+    }
+    return 0;
+}
+
+static int ws_tostring(lua_State *L)
+{
+    struct ws_conn **conn = check_ws(L);
+    lua_pushstring(L, *conn ? "ws (open)" : "ws (closed)");
+    return 1;
+}
+
+void op_ws_push(lua_State *L, struct ws_conn *conn)
+{
+    struct ws_conn **box = lua_newuserdatauv(L, sizeof *box, 0);
+    *box = conn;
+    if (luaL_newmetatable(L, WS_META)) {
+        static const luaL_Reg methods[] = {{"send", ws_send}, {"close", ws_close}, {NULL, NULL}};
+        luaL_newlib(L, methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, ws_tostring);
+        lua_setfield(L, -2, "__tostring");
+        /* getmetatable(ws) must not hand the operator the shared table. */
+        lua_pushliteral(L, "ws");
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_setmetatable(L, -2);
+}
+
+void op_ws_detach(lua_State *L, int idx)
+{
+    struct ws_conn **box = luaL_testudata(L, idx, WS_META);
+    if (box) {
+        *box = NULL;
+    }
+}
