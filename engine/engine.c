@@ -134,16 +134,45 @@ static void reload_operators(void *owner, api_reload_done_fn done, void *data)
     operators_reload_all(e->operators, done, data);
 }
 
-/* SIGHUP: rotate tokens (re-read from the config) and reload operators. */
+/* Every token the config holds, registered with the log's redaction (a
+ * token registered before stays registered). */
+static void register_secrets(const struct config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_tokens; i++) {
+        log_add_secret(cfg->tokens[i]);
+    }
+    for (size_t i = 0; i < cfg->n_admin_tokens; i++) {
+        log_add_secret(cfg->admin_tokens[i]);
+    }
+}
+
+/* Config keys that parse but that this build cannot honour yet: a config
+ * must never promise what the binary does not do. */
+static int not_built_yet(const struct config *cfg, char *err, size_t errlen)
+{
+    if (cfg->role != CONFIG_ROLE_ALL) {
+        snprintf(err, errlen, "role: role = \"%s\" is not built yet; use role = \"all\"",
+                 config_role_name(cfg->role));
+        return -1;
+    }
+    if (cfg->redis.host) {
+        snprintf(err, errlen, "store: the Redis store is not built yet; use store = \"memory\" "
+                              "(and unset REDIS_URL)");
+        return -1;
+    }
+    return 0;
+}
+
+/* SIGHUP: rotate tokens (re-read from the config; with none configured,
+ * the token file's again) and reload operators. */
 static void on_sighup(struct loop_signal *sig, int signum, void *data)
 {
     struct engine *e = data;
     char err[512];
 
-    if (config_reload_tokens(NULL, e->cfg, err, sizeof err) == 0) {
-        for (size_t i = 0; i < e->cfg->n_tokens; i++) {
-            log_add_secret(e->cfg->tokens[i]);
-        }
+    if (config_reload_tokens(NULL, e->cfg, err, sizeof err) == 0 &&
+        auth_prepare(e->cfg, err, sizeof err) == 0) {
+        register_secrets(e->cfg);
         auth_set_tokens(e->api.auth, e->cfg);
         log_info("engine", "SIGHUP: tokens re-read from %s", e->cfg->path);
     } else {
@@ -238,7 +267,11 @@ struct engine *engine_new(struct config *cfg, char *err, size_t errlen)
     struct engine *e = xcalloc(1, sizeof *e);
     size_t n = strlen(cfg->operators_dir) + 8;
 
+    register_secrets(cfg);
     e->cfg = cfg;
+    if (not_built_yet(cfg, err, errlen) != 0) {
+        goto fail;
+    }
     e->loop = loop_new();
     e->store = store_new();
     e->board = board_new();

@@ -74,12 +74,6 @@ int main(int argc, char **argv)
         return 0;
     }
     log_setup((enum log_level)cfg->log_level, cfg->log_format == CONFIG_LOG_JSON);
-    for (size_t i = 0; i < cfg->n_tokens; i++) {
-        log_add_secret(cfg->tokens[i]);
-    }
-    for (size_t i = 0; i < cfg->n_admin_tokens; i++) {
-        log_add_secret(cfg->admin_tokens[i]);
-    }
     log_info("main", "explorer %s starting with %s", EXPLORER_VERSION, path);
     raise_nofile();
 

@@ -28,6 +28,7 @@
 #include <zlib.h>
 
 #include "core/xalloc.h"
+#include "core/hash.h"
 
 struct render_entry {
     atomic_size_t refs;
@@ -119,16 +120,6 @@ struct render_entry *render_cache_get(struct render_cache *c, const char *key, u
     return found;
 }
 
-static uint64_t fnv1a(const char *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 0x100000001b3u;
-    }
-    return h;
-}
-
 static struct render_entry *entry_new(const char *key, uint64_t generation, int64_t generated_ms,
                                       struct jbuf *body)
 {
@@ -140,7 +131,7 @@ static struct render_entry *entry_new(const char *key, uint64_t generation, int6
     e->len = body->len;
     e->body = body->data ? body->data : xstrdup("");
     jbuf_init(body);
-    uint64_t h = fnv1a(e->body, e->len);
+    uint64_t h = hash_bytes(HASH_FNV_OFFSET, e->body, e->len);
     snprintf(e->etag, sizeof e->etag, "\"%016llx\"", (unsigned long long)h);
     snprintf(e->etag_gz, sizeof e->etag_gz, "\"%016llx-gz\"", (unsigned long long)h);
     pthread_mutex_init(&e->gz_lock, NULL);

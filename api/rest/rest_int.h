@@ -1,7 +1,8 @@
 /*
  * rest_int: the REST core's route table, shared by rest.c (dispatch),
  * rest_router.c (the table and path matching) and rest_metrics.c (one
- * metrics slot per route). Not for routes: they see api.h only.
+ * metrics slot per route). Not for routes: they see route.h only. The
+ * table is constant data: any thread.
  */
 #ifndef RX_REST_INT_H
 #define RX_REST_INT_H

@@ -92,29 +92,39 @@ static size_t sort_unique(void *names, size_t n, size_t size)
     return k;
 }
 
-/* Splits a comma list into items (empty ones skipped); calls item() on each
- * with a terminated copy; stops at the first nonzero return. */
-static int each_item(const char *list, int (*item)(const char *s, void *arg), void *arg)
+/* Splits a comma list into items and calls item() on each with a
+ * terminated copy; stops at the first nonzero return. An empty list is no
+ * filter; an empty item in a list ("a,,b", ",,,") is a 400 naming the
+ * parameter, not a filter that silently matches everything. */
+static int each_item(const char *list, const char *name, struct api_resp *resp,
+                     int (*item)(const char *s, void *arg), void *arg)
 {
     char buf[API_PARAM_MAX];
 
-    while (list && *list) {
+    if (!list || !*list) {
+        return 0;
+    }
+    for (;;) {
         const char *end = strchr(list, ',');
         size_t len = end ? (size_t)(end - list) : strlen(list);
-        if (len) {
-            if (len >= sizeof buf) {
-                len = sizeof buf - 1; /* too long for any name: still refused below */
-            }
-            memcpy(buf, list, len);
-            buf[len] = '\0';
-            int rc = item(buf, arg);
-            if (rc) {
-                return rc;
-            }
+        if (len == 0) {
+            api_error(resp, 400, "bad_param",
+                      "%s: an empty item in the comma list; give names separated by single "
+                      "commas, e.g. %s",
+                      name, strcmp(name, "pair") == 0 ? "BTC_USDT,ETH_USDT" : "binance,kraken");
+            return -1;
         }
-        list = end ? end + 1 : NULL;
+        if (len >= sizeof buf) {
+            len = sizeof buf - 1; /* too long for any name: still refused below */
+        }
+        memcpy(buf, list, len);
+        buf[len] = '\0';
+        int rc = item(buf, arg);
+        if (rc || !end) {
+            return rc;
+        }
+        list = end + 1;
     }
-    return 0;
 }
 
 struct list_ctx {
@@ -213,8 +223,8 @@ static int parse_query(const struct api_req *req, struct api_resp *resp, struct 
 {
     struct list_ctx lc = {q, resp};
 
-    if (each_item(api_query(req, "pair"), pair_item, &lc) ||
-        each_item(api_query(req, "exchange"), exchange_item, &lc) ||
+    if (each_item(api_query(req, "pair"), "pair", resp, pair_item, &lc) ||
+        each_item(api_query(req, "exchange"), "exchange", resp, exchange_item, &lc) ||
         asset_param(req, resp, "base", q->base) < 0 ||
         asset_param(req, resp, "quote", q->quote) < 0 ||
         stale_param(req, resp, &q->stale_exclude) < 0 ||

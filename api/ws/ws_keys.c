@@ -11,26 +11,14 @@
 #include <string.h>
 
 #include "core/xalloc.h"
-
-static uint64_t keys_hash(const char *exchange, const char *pair)
-{
-    uint64_t h = 1469598103934665603ull; /* FNV-1a */
-    for (const char *p = exchange; *p; p++) {
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    }
-    h = (h ^ 0xff) * 1099511628211ull;
-    for (const char *p = pair; *p; p++) {
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    }
-    return h;
-}
+#include "core/hash.h"
 
 struct ws_keynode *ws_keys_find(const struct ws_keytab *kt, const char *exchange, const char *pair)
 {
     if (!kt->nslots) {
         return NULL;
     }
-    uint64_t h = keys_hash(exchange, pair);
+    uint64_t h = hash_key(exchange, pair);
     for (struct ws_keynode *k = kt->slot[h & (kt->nslots - 1)]; k; k = k->next) {
         if (k->hash == h && strcmp(k->exchange, exchange) == 0 && strcmp(k->pair, pair) == 0) {
             return k;
@@ -63,7 +51,7 @@ void ws_keys_insert(struct ws_keytab *kt, struct ws_keynode *node)
     if (kt->n >= kt->nslots) {
         keys_grow(kt);
     }
-    node->hash = keys_hash(node->exchange, node->pair);
+    node->hash = hash_key(node->exchange, node->pair);
     node->next = kt->slot[node->hash & (kt->nslots - 1)];
     kt->slot[node->hash & (kt->nslots - 1)] = node;
     kt->n++;

@@ -8,6 +8,7 @@
 #include "core/jbuf.h"
 #include "store/ticker_json.h"
 #include "core/xalloc.h"
+#include "core/hash.h"
 
 #define SLOTS 1024 /* a power of two */
 
@@ -45,15 +46,7 @@ void ws_render_free(struct ws_render *r)
 
 static size_t slot_of(const struct ticker *t)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a over exchange NUL pair */
-    for (const char *p = t->exchange; *p; p++) {
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    }
-    h = (h ^ 0xffu) * 1099511628211ULL;
-    for (const char *p = t->pair; *p; p++) {
-        h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-    }
-    return (size_t)(h & (SLOTS - 1));
+    return (size_t)(hash_key(t->exchange, t->pair) & (SLOTS - 1));
 }
 
 /* Every field ticker_json reads. */

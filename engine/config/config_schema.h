@@ -10,6 +10,9 @@
  * struct, its default as text, its range or allowed names, an optional check
  * that validates or canonicalises the value (and may derive a default), and
  * a help sentence. Everything that handles keys loops over these tables.
+ *
+ * Threads: config loading runs on the main thread before others start; the
+ * tables are constant data.
  */
 #ifndef RX_CONFIG_SCHEMA_H
 #define RX_CONFIG_SCHEMA_H

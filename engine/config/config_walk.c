@@ -293,7 +293,7 @@ static int json_value(struct config_ctx *ctx, lua_State *L, int idx, int depth)
 {
     char buf[40];
     size_t len;
-    const char *s;
+    const char *s = NULL;
 
     /* Shared subtables are written once per use, so a small table can stand
      * for an exponential text: cap the output, not only the depth. */
@@ -448,7 +448,7 @@ static void apply_default(const struct config_key *k, void *base)
 static int walk_enum(struct config_ctx *ctx, lua_State *L, int idx, const struct config_key *k,
                      void *base)
 {
-    const char *s, *hint;
+    const char *s = NULL, *hint;
     char names[128] = "";
     int i;
 
@@ -477,7 +477,7 @@ static int walk_value(struct config_ctx *ctx, lua_State *L, int idx, const struc
 {
     int isint = 0;
     double d;
-    const char *s;
+    const char *s = NULL;
 
     if (idx == 0) {
         apply_default(k, base);

@@ -250,7 +250,7 @@ static void conn_start_connect(struct ws_conn *conn, const char *address)
     }
     if (!wsi) {
         conn->wsi = NULL;
-        snprintf(reason, sizeof reason, "connect failed: cannot start a connection to %s port %d",
+        snprintf(reason, sizeof reason, "connect failed: cannot start a connection to %.200s port %d",
                  address, conn->url.port);
         ws_conn_defer(conn, 1006, reason);
         return;

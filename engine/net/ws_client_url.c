@@ -1,16 +1,19 @@
 /*
  * ws_client_url: the addresses ws_client is given, parsed without sockets.
  *
- * A ws:// or wss:// URL becomes what libwebsockets needs separately: the
- * host to resolve, the port, the path with its query, and the Host and
- * Origin values (Host also names the certificate to expect). A proxy URL
- * becomes the "[user:pass@]host:port" form libwebsockets parses itself.
- * User names in WebSocket URLs, other schemes and control characters are
- * refused rather than guessed at. Errors never repeat the URL: a query may
- * carry a token, a proxy URL a password.
+ * libcurl's URL parser (curl_url) does the parsing, as it does for x.http:
+ * one parser for every URL an operator gives. This file turns its parts
+ * into what libwebsockets needs separately: the host to resolve, the port,
+ * the path with its query, and the Host and Origin values (Host also names
+ * the certificate to expect). A proxy URL becomes the
+ * "[user:pass@]host:port" form libwebsockets parses itself. User names in
+ * WebSocket URLs, other schemes and control characters are refused rather
+ * than guessed at. Errors never repeat the URL: a query may carry a token,
+ * a proxy URL a password.
  */
 #include "ws_client_int.h"
 
+#include <curl/curl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,84 +31,110 @@ static bool url_chars_ok(const char *s)
     return true;
 }
 
+/* One part of a parsed URL, or NULL when it is absent; curl_free it. */
+static char *part(CURLU *u, CURLUPart what)
+{
+    char *out = NULL;
+    return curl_url_get(u, what, &out, 0) == CURLUE_OK ? out : NULL;
+}
+
+/* Parses url (scheme given, or `guess` for http) into a new handle; NULL
+ * when libcurl refuses it. */
+static CURLU *parse(const char *url, bool guess)
+{
+    CURLU *u = curl_url();
+    unsigned flags = CURLU_NON_SUPPORT_SCHEME | (guess ? CURLU_GUESS_SCHEME : 0);
+    if (u && curl_url_set(u, CURLUPART_URL, url, flags) != CURLUE_OK) {
+        curl_url_cleanup(u);
+        return NULL;
+    }
+    return u;
+}
+
+/* The port of u, or dflt when the URL names none; 0 when it is not 1..65535. */
+static int port_of(CURLU *u, int dflt)
+{
+    char *text = part(u, CURLUPART_PORT);
+    long port = dflt;
+    if (text) {
+        char *end;
+        port = strtol(text, &end, 10);
+        if (*end || port < 1 || port > 65535) {
+            port = 0;
+        }
+        curl_free(text);
+    }
+    return (int)port;
+}
+
+/* host_header: the host (brackets kept for IPv6) and the port only when it
+ * differs from the scheme's, as browsers do; libwebsockets strips ":port"
+ * before it checks the certificate. */
+static void fill_names(struct ws_url *out, const char *host)
+{
+    size_t n = strlen(host);
+    if (host[0] == '[' && n > 2) {
+        snprintf(out->host, sizeof out->host, "%.*s", (int)(n - 2), host + 1);
+    } else {
+        snprintf(out->host, sizeof out->host, "%s", host);
+    }
+    int len = snprintf(out->host_header, sizeof out->host_header, "%s", host);
+    if (out->port != (out->tls ? 443 : 80)) {
+        snprintf(out->host_header + len, sizeof out->host_header - (size_t)len, ":%d", out->port);
+    }
+    snprintf(out->origin, sizeof out->origin, "%s://%s", out->tls ? "https" : "http",
+             out->host_header);
+}
+
 int ws_url_parse(const char *url, struct ws_url *out, char *err, size_t errlen)
 {
-    const char *p, *auth_end, *host_end;
-    size_t host_len;
+    char *scheme = NULL, *user = NULL, *host = NULL, *path = NULL, *query = NULL;
+    CURLU *u = NULL;
+    int rc = -1;
 
     memset(out, 0, sizeof *out);
     if (!url || !url_chars_ok(url)) {
         snprintf(err, errlen, "url: missing, or has spaces or control characters");
         return -1;
     }
-    if (strncasecmp(url, "ws://", 5) == 0) {
-        p = url + 5;
-    } else if (strncasecmp(url, "wss://", 6) == 0) {
-        out->tls = true;
-        p = url + 6;
-    } else {
+    if (!(u = parse(url, false)) || !(scheme = part(u, CURLUPART_SCHEME))) {
+        snprintf(err, errlen, "url: not a URL");
+        goto done;
+    }
+    if (strcasecmp(scheme, "ws") != 0 && strcasecmp(scheme, "wss") != 0) {
         snprintf(err, errlen, "url: not ws:// or wss://");
-        return -1;
+        goto done;
     }
-    out->port = out->tls ? 443 : 80;
-    auth_end = p + strcspn(p, "/?#");
-    if (memchr(p, '@', (size_t)(auth_end - p))) {
+    out->tls = strcasecmp(scheme, "wss") == 0;
+    if ((user = part(u, CURLUPART_USER))) {
         snprintf(err, errlen, "url: user names and passwords in the URL are not supported");
-        return -1;
+        goto done;
     }
-    if (*p == '[') {
-        host_end = memchr(p, ']', (size_t)(auth_end - p));
-        if (!host_end) {
-            snprintf(err, errlen, "url: unterminated [IPv6 address]");
-            return -1;
-        }
-        host_len = (size_t)(host_end - p - 1);
-        memcpy(out->host, p + 1, host_len < WS_HOST_MAX ? host_len : 0);
-        host_end++;
-    } else {
-        host_end = p + strcspn(p, ":/?#");
-        host_len = (size_t)(host_end - p);
-        memcpy(out->host, p, host_len < WS_HOST_MAX ? host_len : 0);
-    }
-    if (host_len == 0 || host_len >= WS_HOST_MAX - 8) {
+    host = part(u, CURLUPART_HOST);
+    if (!host || !host[0] || strlen(host) >= WS_HOST_MAX - 8) {
         snprintf(err, errlen, "url: missing or overlong host");
-        return -1;
+        goto done;
     }
-    if (host_end < auth_end) {
-        char *end;
-        long port;
-        if (*host_end != ':' || host_end + 1 == auth_end) {
-            snprintf(err, errlen, "url: bad port");
-            return -1;
-        }
-        port = strtol(host_end + 1, &end, 10);
-        if (end != auth_end || port < 1 || port > 65535) {
-            snprintf(err, errlen, "url: bad port");
-            return -1;
-        }
-        out->port = (int)port;
+    out->port = port_of(u, out->tls ? 443 : 80);
+    if (!out->port) {
+        snprintf(err, errlen, "url: bad port");
+        goto done;
     }
-    /* Host keeps the brackets and names the port only when it differs from
-     * the scheme's, as browsers do; libwebsockets strips ":port" before it
-     * checks the certificate. */
-    bool v6 = strchr(out->host, ':') != NULL;
-    int n = snprintf(out->host_header, sizeof out->host_header, v6 ? "[%s]" : "%s", out->host);
-    if (out->port != (out->tls ? 443 : 80)) {
-        snprintf(out->host_header + n, sizeof out->host_header - (size_t)n, ":%d", out->port);
-    }
-    snprintf(out->origin, sizeof out->origin, "%s://%s", out->tls ? "https" : "http",
-             out->host_header);
-    size_t path_len = strcspn(auth_end, "#");
-    out->path = xmalloc(path_len + 2);
-    if (*auth_end == '/') {
-        memcpy(out->path, auth_end, path_len);
-        out->path[path_len] = '\0';
-    } else {
-        out->path[0] = '/';
-        memcpy(out->path + 1, auth_end, path_len);
-        out->path[path_len + 1] = '\0';
-    }
-    return 0;
+    fill_names(out, host);
+    path = part(u, CURLUPART_PATH);
+    query = part(u, CURLUPART_QUERY);
+    size_t n = (path ? strlen(path) : 1) + (query ? strlen(query) + 1 : 0) + 1;
+    out->path = xmalloc(n);
+    snprintf(out->path, n, "%s%s%s", path ? path : "/", query ? "?" : "", query ? query : "");
+    rc = 0;
+done:
+    curl_free(scheme);
+    curl_free(user);
+    curl_free(host);
+    curl_free(path);
+    curl_free(query);
+    curl_url_cleanup(u);
+    return rc;
 }
 
 void ws_url_free(struct ws_url *url)
@@ -116,40 +145,40 @@ void ws_url_free(struct ws_url *url)
 
 int ws_proxy_parse(const char *url, char **out, int *port_out, char *err, size_t errlen)
 {
-    const char *p = url, *hostport, *colon;
-    size_t n;
-    long port = 0;
+    char *scheme = NULL, *host = NULL, *user = NULL, *pass = NULL, *portstr = NULL;
+    CURLU *u = NULL;
+    int rc = -1;
 
-    if (strncasecmp(p, "http://", 7) == 0) {
-        p += 7;
-    } else if (strstr(p, "://")) {
-        snprintf(err, errlen, "proxy: the WebSocket client supports only http:// proxies");
-        return -1;
+    if (!url_chars_ok(url) || !(u = parse(url, true)) || !(scheme = part(u, CURLUPART_SCHEME)) ||
+        strcasecmp(scheme, "http") != 0) {
+        snprintf(err, errlen, "proxy: the WebSocket client supports only http:// proxies, as "
+                              "http://[user:password@]host:port");
+        goto done;
     }
-    n = strcspn(p, "/");
-    hostport = p;
-    for (const char *q = p; q < p + n; q++) {
-        if (*q == '@') {
-            hostport = q + 1; /* the last one, as libwebsockets reads it */
-        }
-    }
-    colon = hostport;
-    if (*hostport == '[') {
-        colon = memchr(hostport, ']', n - (size_t)(hostport - p));
-    }
-    colon = colon ? memchr(colon, ':', n - (size_t)(colon - p)) : NULL;
-    if (colon) {
-        char *end;
-        port = strtol(colon + 1, &end, 10);
-        if (end != p + n) {
-            port = 0;
-        }
-    }
-    if (!url_chars_ok(p) || !colon || colon == hostport || port < 1 || port > 65535) {
+    host = part(u, CURLUPART_HOST);
+    portstr = part(u, CURLUPART_PORT);
+    int port = portstr ? port_of(u, 0) : 0;
+    if (!host || !host[0] || !port) {
         snprintf(err, errlen, "proxy: expected http://[user:password@]host:port");
-        return -1;
+        goto done;
     }
-    *out = xstrndup(p, n);
-    *port_out = (int)port;
-    return 0;
+    user = part(u, CURLUPART_USER);
+    pass = part(u, CURLUPART_PASSWORD);
+    size_t n = strlen(host) + (user ? strlen(user) : 0) + (pass ? strlen(pass) : 0) + 16;
+    *out = xmalloc(n);
+    snprintf(*out, n, "%s%s%s%s%s:%d", user ? user : "", pass ? ":" : "", pass ? pass : "",
+             user ? "@" : "", host, port);
+    *port_out = port;
+    rc = 0;
+done:
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(user);
+    if (pass) {
+        explicit_bzero(pass, strlen(pass));
+    }
+    curl_free(pass);
+    curl_free(portstr);
+    curl_url_cleanup(u);
+    return rc;
 }

@@ -74,6 +74,7 @@
 #include "store.h"
 
 #include "core/xalloc.h"
+#include "core/hash.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -278,25 +279,6 @@ static void entry_write(struct store_entry *e, const struct store_payload *p)
 
 /* ---- keys and the hash index ---------------------------------------------- */
 
-/* FNV-1a over exchange "\0" pair, finished with a 64-bit mixer so that the
- * low bits (the probe start) depend on every byte. */
-static uint64_t key_hash(const char *exchange, const char *pair)
-{
-    uint64_t h = 0xcbf29ce484222325u;
-
-    for (const char *p = exchange; *p; p++) {
-        h = (h ^ (unsigned char)*p) * 0x100000001b3u;
-    }
-    h *= 0x100000001b3u;
-    for (const char *p = pair; *p; p++) {
-        h = (h ^ (unsigned char)*p) * 0x100000001b3u;
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdu;
-    h ^= h >> 33;
-    return h;
-}
-
 /* A name that fits its array: 1..cap-1 bytes. */
 static int key_part_ok(const char *s, size_t cap)
 {
@@ -445,7 +427,7 @@ static void counter_add(_Atomic uint64_t *c, int64_t d)
 /* Writer only: the entry of a key, created (not live) if new. */
 static struct store_entry *entry_get(struct store *s, const char *exchange, const char *pair)
 {
-    uint64_t h = key_hash(exchange, pair);
+    uint64_t h = hash_key(exchange, pair);
     struct store_index *ix = atomic_load_explicit(&s->index, memory_order_relaxed);
     struct store_entry *e = index_find(ix, h, exchange, pair);
     struct store_exch *x;
@@ -562,7 +544,7 @@ int store_find(struct store *s, const char *exchange, const char *pair, struct t
         return 0;
     }
     ref->entry = index_find(atomic_load_explicit(&s->index, memory_order_relaxed),
-                            key_hash(exchange, pair), exchange, pair);
+                            hash_key(exchange, pair), exchange, pair);
     if (!ref->entry) {
         return 0;
     }
@@ -691,7 +673,7 @@ int store_get(const struct store *s, const char *exchange, const char *pair, str
     if (!key_part_ok(exchange, TICKER_EXCHANGE_MAX) || !key_part_ok(pair, TICKER_PAIR_MAX)) {
         return -ENOENT;
     }
-    e = index_find(atomic_load_explicit(&s->index, memory_order_acquire), key_hash(exchange, pair),
+    e = index_find(atomic_load_explicit(&s->index, memory_order_acquire), hash_key(exchange, pair),
                    exchange, pair);
     if (!e) {
         return -ENOENT;

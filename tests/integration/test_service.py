@@ -58,3 +58,17 @@ def test_operator_check_reports_line(explorer_bin, tmp_path):
                          text=True)
     assert out.returncode == 1
     assert "oops.lua:4" in out.stderr
+
+
+def test_unbuilt_store_and_roles_refuse_to_start(explorer_bin, tmp_path):
+    """A config must not promise what the binary does not do."""
+    for key, value, word in [("store", '"redis://127.0.0.1:6379/0"', "store"),
+                             ("role", '"api"', "role")]:
+        cfg = tmp_path / f"{key}.lua"
+        extra = 'store = "redis://127.0.0.1:6379/0", ' if key == "role" else ""
+        cfg.write_text(f'return {{ {extra}{key} = {value}, listen = "127.0.0.1:0", '
+                       f'tokens = {{ "test-token-0123456789" }} }}\n')
+        out = subprocess.run([explorer_bin, "--config", str(cfg)], capture_output=True,
+                             text=True, timeout=60)
+        assert out.returncode == 1, out.stderr
+        assert "not built yet" in out.stderr and word in out.stderr, out.stderr

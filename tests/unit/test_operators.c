@@ -31,6 +31,9 @@ struct world {
     struct board *board;
     struct kv *kv;
     struct http_client *http;
+    size_t batches;        /* on_batch calls */
+    size_t batch_sizes[8]; /* the n of call k, at k % 8 */
+    size_t batch_changed;  /* tickers reported changed, over all batches */
     struct operators *reg;
 };
 
@@ -90,6 +93,7 @@ static void world_start(struct world *w, const char *extra_config)
              "return { operators_dir = '%s', stale_after_ms = 60000, operators = {\n"
              "  binance = { rest = fx .. '/binance', pairs = {'BTC_USDT'} },\n"
              "  kraken = { rest = fx .. '/kraken', pairs = {'BTC_USDT'} },\n"
+             "  coinbase = { rest = fx .. '/coinbase', pairs = {'BTC_USDT'} },\n"
              "  %s } }\n",
              w->fx.url, w->ops, extra_config ? extra_config : "");
     write_file(path, text);
@@ -103,13 +107,32 @@ static void world_start(struct world *w, const char *extra_config)
     w->http = http_client_new(w->loop, NULL);
 }
 
+/* op_env.on_batch: what the engine's fan-out and Redis writer would see. */
+static void count_batch(struct operator *op, const struct ticker *t, const bool *changed, size_t n,
+                        void *ctx)
+{
+    struct world *w = ctx;
+    w->batches++;
+    w->batch_sizes[w->batches % 8] = n;
+    for (size_t i = 0; i < n; i++) {
+        w->batch_changed += changed[i];
+    }
+}
+
 static void world_run_registry(struct world *w)
 {
     char lib[128];
     snprintf(lib, sizeof lib, "%s/lib", w->ops);
     w->board = board_new();
-    struct op_env env = {.loop = w->loop, .store = w->store, .board = w->board, .http = w->http,
-                         .kv = w->kv, .config = w->cfg, .lib_dir = lib};
+    struct op_env env = {.loop = w->loop,
+                         .store = w->store,
+                         .board = w->board,
+                         .http = w->http,
+                         .kv = w->kv,
+                         .config = w->cfg,
+                         .lib_dir = lib,
+                         .on_batch = count_batch,
+                         .ctx = w};
     w->reg = operators_new(&env, w->ops);
     operators_start(w->reg);
 }
@@ -252,13 +275,17 @@ static void test_recorded_data(void)
     world_start(&w, NULL);
     copy_operator(&w, "binance");
     copy_operator(&w, "kraken");
+    copy_operator(&w, "coinbase");
     world_run_registry(&w);
     const char *bin[] = {"binance", "BTC_USDT"};
     const char *kra[] = {"kraken", "BTC_USDT"};
+    const char *cb[] = {"coinbase", "BTC_USDT"};
     CHECK(wait_for(&w, has_ticker, bin, 10));
     CHECK(wait_for(&w, has_ticker, kra, 10));
+    CHECK(wait_for(&w, has_ticker, cb, 10));
     check_expected(&w, "binance.expected.jsonl");
     check_expected(&w, "kraken.expected.jsonl");
+    check_expected(&w, "coinbase.expected.jsonl");
 
     struct state_want polling = {"binance", BOARD_POLLING};
     CHECK(wait_for(&w, in_state, &polling, 5));
@@ -572,9 +599,42 @@ static void test_reload(void)
     world_stop(&w);
 }
 
+static bool batched_twice(struct world *w, void *arg)
+{
+    return w->batches >= 2;
+}
+
+/* One emit call is one batch: x.emit_many of five tickers reaches the
+ * engine as one on_batch of five, an x.emit as one of one, and refused
+ * emits are in neither. */
+static void test_emit_batches(void)
+{
+    struct world w;
+    world_start(&w, NULL);
+    write_operator(&w, "batchy",
+                   "    if x.state.done then return end\n"
+                   "    x.state.done = true\n"
+                   "    local list = {}\n"
+                   "    for i = 1, 5 do\n"
+                   "      list[i] = { base = 'A' .. i, quote = 'USD', bid = '1', ask = '2' }\n"
+                   "    end\n"
+                   "    list[6] = { base = 'BAD', quote = 'USD', bid = '3', ask = '2' }\n"
+                   "    local ok, bad = x.emit_many(list)\n"
+                   "    assert(ok == 5 and bad == 1)\n"
+                   "    assert(x.emit{ base = 'A1', quote = 'USD', bid = '1', ask = '3' })");
+    world_run_registry(&w);
+    CHECK(wait_for(&w, batched_twice, NULL, 10));
+    CHECK_INT_EQ(w.batches, 2);
+    CHECK_INT_EQ(w.batch_sizes[1], 5);
+    CHECK_INT_EQ(w.batch_sizes[2], 1);
+    CHECK_INT_EQ(w.batch_changed, 6);
+    world_stop(&w);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, false);
+    test_emit_batches();
     test_recorded_data();
     test_sandbox_isolation();
     test_reload();
