@@ -15,13 +15,14 @@
 #include "config/config.h"
 #include "engine.h"
 #include "core/log.h"
+#include "net/lib_log.h"
 
 static int usage(void)
 {
     fprintf(stderr, "usage: explorer [--config FILE] [--check-config]\n"
                     "       explorer --version\n"
-                    "       explorer operator check FILE\n"
-                    "       explorer operator run FILE --replay DIR [--seconds N] [--pairs A,B]\n");
+                    "       explorer operator check|run ... (explorer operator: the author's "
+                    "tools)\n");
     return 2;
 }
 
@@ -48,6 +49,7 @@ int main(int argc, char **argv)
     char err[1024];
     struct config *cfg = NULL;
 
+    lib_log_route();
     if (argc > 1 && strcmp(argv[1], "operator") == 0) {
         log_setup(LOG_WARN, false);
         return cli_operator(argc - 1, argv + 1, argv[0]);

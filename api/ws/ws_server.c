@@ -829,17 +829,6 @@ void ws_server_adopt(int fd, const struct sockaddr *addr, socklen_t len, void *d
 
 /* ---- Life --------------------------------------------------------------- */
 
-/* libwebsockets' own errors, into our log (its notices are too chatty, and
- * none of what it logs at this level contains a URL or a header). */
-static void lws_log(int level, const char *line)
-{
-    size_t n = strlen(line);
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) {
-        n--;
-    }
-    log_warn("ws_server", "libwebsockets: %.*s", (int)n, line);
-}
-
 struct ws_server *ws_server_new(struct loop *loop, struct api_ctx *ctx, char *err, size_t errlen)
 {
     struct ws_server *srv = xcalloc(1, sizeof *srv);
@@ -857,7 +846,6 @@ struct ws_server *ws_server_new(struct loop *loop, struct api_ctx *ctx, char *er
                       ? (int)rl.rlim_cur
                       : 1024;
 
-    lws_set_log_level(LLL_ERR, lws_log);
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
     info.protocols = protocols;

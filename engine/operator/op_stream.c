@@ -190,7 +190,9 @@ static void on_ws_message(struct ws_conn *conn, const char *msg, size_t len, boo
     push_ref(op, op->L, s->ws_ref);
     lua_pushlstring(op->L, msg, len);
     push_ref(op, op->L, s->conn_ref);
+    uint64_t attempts = op->facts.emit_attempts;
     call_plain(s, "on_message", 4);
+    op->facts.stream_taken += op->facts.emit_attempts != attempts;
 }
 
 static void on_ws_close(struct ws_conn *conn, int code, const char *reason, void *data)

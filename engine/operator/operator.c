@@ -75,6 +75,11 @@ bool op_enabled(const struct operator *op)
     return op->spec.enabled;
 }
 
+bool op_has_stream(const struct operator *op)
+{
+    return op->spec.has_stream;
+}
+
 /* "file:12: message" → 12, else 0. */
 static int error_line(const char *err, const char *file)
 {
@@ -392,7 +397,10 @@ void op_start(struct operator *op)
 
 static void once_after_markets(struct operator *op, int ok, const char *err, void *data)
 {
-    if (!ok || !op->spec.has_poll) {
+    if (ok && op->once_streams) {
+        op_streams_start(op);
+    }
+    if (!ok || !op->once_poll || !op->spec.has_poll) {
         op->once_fn = NULL;
         op_ready_fn fn = op->run_once_fn;
         fn(op, ok, err, data);
@@ -403,9 +411,11 @@ static void once_after_markets(struct operator *op, int ok, const char *err, voi
     run_poll(op);
 }
 
-void op_run_once(struct operator *op, op_ready_fn done, void *data)
+void op_run_once(struct operator *op, bool poll, bool streams, op_ready_fn done, void *data)
 {
     op->run_once_fn = done;
+    op->once_poll = poll;
+    op->once_streams = streams;
     op_prepare(op, once_after_markets, data);
 }
 
@@ -518,6 +528,7 @@ void op_status(const struct operator *op, int64_t now_ms, struct board_status *o
     out->slow_callbacks = f->slow_callbacks;
     out->streams_open = op->streams_open;
     out->stream_messages = f->stream_messages;
+    out->stream_taken = f->stream_taken;
     out->frames_dropped = f->frames_dropped;
     out->memory_bytes = op->L ? sandbox_memory_used(op->L) : 0;
     out->n_unmapped = f->n_unmapped;

@@ -79,6 +79,7 @@ void op_free(struct operator *op);
 const char *op_name(const struct operator *op);
 const char *op_file(const struct operator *op);
 bool op_enabled(const struct operator *op);
+bool op_has_stream(const struct operator *op);
 
 /* Takes x.state from old (a plain-data deep copy across lua_States). */
 int op_take_state(struct operator *op, struct operator *old, char *err, size_t errlen);
@@ -89,8 +90,10 @@ void op_take_history(struct operator *op, const struct operator *old);
 /* Fills a status copy as of now_ms. */
 void op_status(const struct operator *op, int64_t now_ms, struct board_status *out);
 
-/* For the author's tools: run markets() then one poll(), calling done when
- * both have finished (ok = 1 when both succeeded). */
-void op_run_once(struct operator *op, op_ready_fn done, void *data);
+/* For the author's tools: markets(), then one poll() (when `poll` and the
+ * operator has one) and its streams (when `streams`). done is called once
+ * markets() and that poll() have finished (ok = 1 when both succeeded);
+ * the streams go on until op_free. */
+void op_run_once(struct operator *op, bool poll, bool streams, op_ready_fn done, void *data);
 
 #endif

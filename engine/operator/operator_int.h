@@ -69,6 +69,8 @@ struct op_facts {
     double callback_max_ms;
     uint64_t slow_callbacks;
     uint64_t stream_messages;
+    uint64_t stream_taken;  /* messages whose on_message emitted a ticker */
+    uint64_t emit_attempts; /* tickers handed to x.emit/x.emit_many */
     uint64_t frames_dropped;
     size_t n_unmapped;
     struct board_unmapped unmapped[BOARD_UNMAPPED_MAX];
@@ -121,6 +123,8 @@ struct operator {
     void *ready_data;
     op_ready_fn run_once_fn; /* op_run_once's caller */
     op_ready_fn once_fn;     /* set while that single poll() runs */
+    bool once_poll;          /* op_run_once: run one poll() */
+    bool once_streams;       /* op_run_once: start the streams */
 
     struct op_batch batch;
 

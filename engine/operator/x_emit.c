@@ -224,6 +224,7 @@ static enum emit_refusal emit_one(lua_State *L, int idx, struct operator *op,
     struct store_ref ref;
 
     *reject = TICKER_OK;
+    op->facts.emit_attempts++;
     if (!lua_istable(L, idx)) {
         return EMIT_NOT_A_TABLE;
     }

@@ -71,6 +71,7 @@ struct board_status {
     uint64_t slow_callbacks; /* callbacks that held the loop > 100 ms */
     int streams_open;
     uint64_t stream_messages;
+    uint64_t stream_taken;   /* of those, messages that gave a ticker */
     uint64_t frames_dropped; /* stream messages over max_frame_bytes */
     size_t memory_bytes;
     size_t n_unmapped;

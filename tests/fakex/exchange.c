@@ -156,6 +156,8 @@ void exchange_reset(struct exchange *ex)
     ex->ws_frames_sent = 0;
     ex->ws_client_messages = 0;
     ex->ws_loops = 0;
+    ex->ws_captures_started = 0;
+    ex->ws_captures_done = 0;
 }
 
 cJSON *exchange_stats_json(const struct exchange *ex)
@@ -172,6 +174,8 @@ cJSON *exchange_stats_json(const struct exchange *ex)
     cJSON_AddNumberToObject(o, "ws_frames_sent", (double)ex->ws_frames_sent);
     cJSON_AddNumberToObject(o, "ws_client_messages", (double)ex->ws_client_messages);
     cJSON_AddNumberToObject(o, "ws_loops", (double)ex->ws_loops);
+    cJSON_AddNumberToObject(o, "ws_captures_started", (double)ex->ws_captures_started);
+    cJSON_AddNumberToObject(o, "ws_captures_done", (double)ex->ws_captures_done);
     cJSON_AddBoolToObject(o, "stopped", ex->stopped);
     cJSON_AddItemToObject(o, "faults", faults_to_json(&ex->faults));
     cJSON_AddNumberToObject(o, "overrides", (double)ex->n_overrides);

@@ -105,6 +105,7 @@ static void activate(struct ws_session *s, size_t idx)
     s->streams[s->n_streams].cap = cap;
     s->streams[s->n_streams].next = cap->start_from;
     s->n_streams++;
+    s->ex->ws_captures_started++;
     fakex_log("ws #%lu %s: replaying %s (%zu lines, loops from line %zu)", s->id, s->ex->fx->name,
               cap->file, cap->n_lines, cap->loop_from);
 }
@@ -256,6 +257,7 @@ static const char *next_line(struct ws_session *s, size_t *len)
         if (st->next >= cap->n_lines) {
             st->next = s->ctx->opts.once ? cap->n_lines : cap->loop_from;
             s->ex->ws_loops++;
+            s->ex->ws_captures_done += s->ctx->opts.once;
             if (st->next >= cap->n_lines) {
                 /* Nothing but connection-level lines: nothing to loop. */
                 memmove(&s->streams[i], &s->streams[i + 1],

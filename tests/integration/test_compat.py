@@ -62,7 +62,7 @@ def expected_mids():
             continue
         with open(os.path.join(OPERATORS_DIR, name), encoding="utf-8") as f:
             for line in f:
-                if line.strip():
+                if line.strip() and not line.startswith("#"):
                     t = json.loads(line)
                     mids.setdefault((t["exchange"], t["pair"]),
                                     (float(t["bid"]) + float(t["ask"])) / 2)

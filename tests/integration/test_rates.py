@@ -25,7 +25,7 @@ AGGREGATE_KEYS = ["mid_median", "vwap", "best_bid", "best_ask", "sources", "excl
 
 def expected(name):
     with open(os.path.join(EXPECTED, f"{name}.expected.jsonl")) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        return [json.loads(line) for line in f if line.strip() and not line.startswith("#")]
 
 
 BINANCE = expected("binance")[0]

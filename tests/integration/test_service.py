@@ -1,9 +1,12 @@
 """The real binary on recorded data: it loads every operator, they poll the
 fake exchange, and SIGTERM ends it cleanly with exit 0 (ASan reports leaks
 at exit, so a clean exit also means no leak)."""
+import json
 import os
 import signal
 import subprocess
+
+import pytest
 
 from conftest import SOURCE, wait_until
 
@@ -45,10 +48,56 @@ def test_operator_run_replays_recordings(explorer_bin):
                           "tests/fixtures/kraken", "--pairs", "BTC_USDT", "--seconds", "30"],
                          cwd=SOURCE, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
-    assert len(lines) == 1
-    assert '"symbol":"XBTUSDT"' in lines[0] and '"pair":"BTC_USDT"' in lines[0]
-    assert "kraken: 1 tickers emitted" in out.stderr
+    lines = [json.loads(l) for l in out.stdout.splitlines() if l.startswith("{")]
+    assert [(t["pair"], t["source"]) for t in lines] == [("BTC_USDT", "poll")]
+    assert "kraken: 1 tickers stored (0 from streams, 1 from poll)" in out.stderr
+    # The stream ran too: its pairs are outside the allow-list.
+    assert "stream frames: 60 received" in out.stderr
+    assert "outside the pairs list: 18" in out.stderr
+
+
+def test_operator_run_streams_until_the_captures_end(explorer_bin):
+    out = subprocess.run([explorer_bin, "operator", "run", "operators/coinbase.lua", "--replay",
+                          "tests/fixtures/coinbase", "--no-poll", "--seconds", "60"],
+                         cwd=SOURCE, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    tickers = [json.loads(l) for l in out.stdout.splitlines() if l.startswith("{")]
+    assert tickers and all(t["source"] == "stream" for t in tickers)
+    assert "--seconds" not in out.stderr  # ended with the captures, not the clock
+    assert "stream frames: 110 received" in out.stderr
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--seconds", "abc"], "--seconds: 'abc' is not a number"),
+    (["--seconds", "-1"], "--seconds: '-1' is not a number"),
+    (["--bogus"], "unknown argument '--bogus'"),
+    (["--replay"], "--replay needs a value"),
+    ([], "run needs --replay DIR"),
+])
+def test_operator_run_names_bad_arguments(explorer_bin, args, message):
+    out = subprocess.run([explorer_bin, "operator", "run", "operators/kraken.lua", *args],
+                         cwd=SOURCE, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2
+    assert message in out.stderr and "usage:" in out.stderr
+
+
+def test_operator_run_leaves_no_fake_exchange_behind(explorer_bin, tmp_path):
+    """A run killed outright takes its private fake exchange with it."""
+    op = tmp_path / "kraken.lua"
+    op.write_text("return { name = 'kraken', spec = 1, ws = 'wss://ws.kraken.com',\n"
+                  "  stream = { connections = function(x) return { { url = x.op.ws } } end,\n"
+                  "             on_message = function(x, ws, msg) end } }\n")
+    run = subprocess.Popen([explorer_bin, "operator", "run", str(op), "--replay",
+                            os.path.join(SOURCE, "tests/fixtures/kraken"), "--seconds", "120"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    children = f"/proc/{run.pid}/task/{run.pid}/children"
+    wait_until(lambda: open(children).read().split(), 20, "the private fake exchange")
+    fakex = int(open(children).read().split()[0])
+    run.kill()
+    run.wait(timeout=30)
+    wait_until(lambda: not os.path.exists(f"/proc/{fakex}") or
+               open(f"/proc/{fakex}/stat").read().split()[2] == "Z", 10,
+               "the fake exchange to exit")
 
 
 def test_operator_check_reports_line(explorer_bin, tmp_path):
