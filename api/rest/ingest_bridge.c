@@ -1,11 +1,11 @@
 /*
- * ingest_bridge: one mutex guards two lists, the jobs not yet run (FIFO) and
- * every reply not yet completed (so that cancel can find the suspended
- * connections and free can find the forgotten replies).
+ * ingest_bridge: jobs reach the ingest loop through its mailbox; one mutex
+ * guards the list of every reply not yet completed (so that cancel can
+ * find the suspended connections and free can find the forgotten replies).
  *
  * Lock order: this mutex, then libmicrohttpd's own (MHD_suspend_connection
  * and MHD_resume_connection are called with it held). Suspending before the
- * job is queued means the loop can never resume a connection that is not
+ * job is posted means the loop can never resume a connection that is not
  * suspended yet; resuming under the mutex means cancel and complete never
  * both resume the same connection.
  */
@@ -17,45 +17,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/loop.h"
+#include "core/mailbox.h"
 #include "core/xalloc.h"
 
 struct ingest_reply {
     struct ingest_bridge *owner;
-    struct ingest_reply *next_job;    /* the pending queue */
     struct ingest_reply *prev, *next; /* every outstanding reply */
-    struct MHD_Connection *conn;        /* NULL once answered by cancel */
-    struct api_resp *resp;              /* the suspended request's answer */
+    struct MHD_Connection *conn;      /* NULL once answered by cancel */
+    struct api_resp *resp;            /* the suspended request's answer */
     ingest_job_fn job;
     void *job_ctx;
 };
 
 struct ingest_bridge {
-    struct loop_async *async;
+    struct mailbox *mailbox;
     pthread_mutex_t lock;
-    struct ingest_reply *jobs_head, *jobs_tail;
     struct ingest_reply *live;
     bool closed;
 };
 
-static void on_async(struct loop_async *async, void *data)
+/* On the ingest loop. After a cancel nobody waits for the answer: the
+ * reply stays on the live list, unrun, until ingest_bridge_free. */
+static void run_job(void *arg)
 {
-    struct ingest_bridge *al = data;
+    struct ingest_reply *r = arg;
 
-    pthread_mutex_lock(&al->lock);
-    /* After a cancel nobody waits for the answers: the jobs stay queued
-     * (and on the live list) until ingest_bridge_free drops them unrun. */
-    struct ingest_reply *r = al->closed ? NULL : al->jobs_head;
-    if (r) {
-        al->jobs_head = al->jobs_tail = NULL;
-    }
-    pthread_mutex_unlock(&al->lock);
-    while (r) {
-        /* The job may complete (and free) the reply before it returns. */
-        struct ingest_reply *next = r->next_job;
-        r->next_job = NULL;
-        r->job(r->job_ctx, r);
-        r = next;
+    pthread_mutex_lock(&r->owner->lock);
+    bool closed = r->owner->closed;
+    pthread_mutex_unlock(&r->owner->lock);
+    if (!closed) {
+        r->job(r->job_ctx, r); /* may complete (and free) r before it returns */
     }
 }
 
@@ -64,12 +55,7 @@ struct ingest_bridge *ingest_bridge_new(struct loop *loop)
     struct ingest_bridge *al = xcalloc(1, sizeof *al);
 
     pthread_mutex_init(&al->lock, NULL);
-    al->async = loop_async_new(loop, on_async, al);
-    if (!al->async) {
-        pthread_mutex_destroy(&al->lock);
-        free(al);
-        return NULL;
-    }
+    al->mailbox = mailbox_new(loop);
     return al;
 }
 
@@ -80,11 +66,10 @@ void ingest_bridge_free(struct ingest_bridge *al)
     }
     pthread_mutex_lock(&al->lock);
     al->closed = true;
-    loop_async_free(al->async);
-    al->async = NULL;
     struct ingest_reply *r = al->live;
-    al->live = al->jobs_head = al->jobs_tail = NULL;
+    al->live = NULL;
     pthread_mutex_unlock(&al->lock);
+    mailbox_free(al->mailbox);
     while (r) {
         struct ingest_reply *next = r->next;
         free(r);
@@ -129,13 +114,7 @@ void ingest_bridge_post(struct api_req *req, struct api_resp *resp, ingest_job_f
         al->live->prev = r;
     }
     al->live = r;
-    if (al->jobs_tail) {
-        al->jobs_tail->next_job = r;
-    } else {
-        al->jobs_head = r;
-    }
-    al->jobs_tail = r;
-    loop_async_send(al->async);
+    mailbox_post(al->mailbox, run_job, r);
     pthread_mutex_unlock(&al->lock);
 }
 

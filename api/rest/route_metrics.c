@@ -153,26 +153,41 @@ static void operator_metrics(struct jbuf *b, const struct board *board)
     free(st);
 }
 
+/* One line of a loop gauge family, per loop thread. */
+static void loop_sample(struct jbuf *b, const char *name, const char *loop, double v)
+{
+    jbuf_addf(b, "%s{loop=\"%s\"} ", name, loop);
+    jbuf_num(b, v);
+    jbuf_adds(b, "\n");
+}
+
 static void loop_metrics(struct jbuf *b, const struct engine_stats *es)
 {
-    if (!es) {
-        return;
-    }
-    int64_t last = atomic_load_explicit(&es->loop_lag_us_last, memory_order_relaxed);
-    int64_t max = atomic_load_explicit(&es->loop_lag_us_max, memory_order_relaxed);
-    uint64_t over = atomic_load_explicit(&es->loop_lag_over_100ms, memory_order_relaxed);
+    static const char *const names[] = {"ingest", "api"};
+    const struct loop_gauges *g[] = {&es->ingest, &es->api};
+    const size_t n = sizeof names / sizeof names[0];
 
     family(b, "rx_loop_lag_seconds", "gauge",
            "How late the loop's 100 ms probe timer fired last time.");
-    jbuf_adds(b, "rx_loop_lag_seconds ");
-    jbuf_num(b, (double)last / 1e6);
-    jbuf_adds(b, "\n");
+    for (size_t i = 0; i < n; i++) {
+        loop_sample(b, "rx_loop_lag_seconds", names[i],
+                    (double)atomic_load_explicit(&g[i]->lag_us_last, memory_order_relaxed) / 1e6);
+    }
     family(b, "rx_loop_lag_max_seconds", "gauge", "The largest loop lag seen so far.");
-    jbuf_adds(b, "rx_loop_lag_max_seconds ");
-    jbuf_num(b, (double)max / 1e6);
-    jbuf_adds(b, "\n");
+    for (size_t i = 0; i < n; i++) {
+        loop_sample(b, "rx_loop_lag_max_seconds", names[i],
+                    (double)atomic_load_explicit(&g[i]->lag_us_max, memory_order_relaxed) / 1e6);
+    }
     family(b, "rx_loop_lag_over_100ms_total", "counter", "Probe ticks that came over 100 ms late.");
-    jbuf_addf(b, "rx_loop_lag_over_100ms_total %llu\n", (unsigned long long)over);
+    for (size_t i = 0; i < n; i++) {
+        loop_sample(b, "rx_loop_lag_over_100ms_total", names[i],
+                    (double)atomic_load_explicit(&g[i]->lag_over_100ms, memory_order_relaxed));
+    }
+    family(b, "rx_loop_cpu_seconds_total", "counter", "CPU time of the loop's thread.");
+    for (size_t i = 0; i < n; i++) {
+        loop_sample(b, "rx_loop_cpu_seconds_total", names[i],
+                    (double)atomic_load_explicit(&g[i]->cpu_us, memory_order_relaxed) / 1e6);
+    }
 }
 
 static void ws_metric(struct jbuf *b, const char *name, const char *type, const char *help,
@@ -185,9 +200,6 @@ static void ws_metric(struct jbuf *b, const char *name, const char *type, const 
 
 static void ws_metrics(struct jbuf *b, const struct engine_stats *es)
 {
-    if (!es) {
-        return;
-    }
     ws_metric(b, "rx_ws_connections", "gauge", "WebSocket clients connected now.",
               &es->ws_connections);
     ws_metric(b, "rx_ws_messages_out_total", "counter", "Messages sent to WebSocket clients.",
@@ -200,6 +212,12 @@ static void ws_metrics(struct jbuf *b, const struct engine_stats *es)
               &es->ws_closed_1008);
     ws_metric(b, "rx_ws_queue_bytes", "gauge", "Bytes queued for WebSocket clients now.",
               &es->ws_queue_bytes);
+    ws_metric(b, "rx_changes_total", "counter",
+              "Stored changes handed from the ingest loop to the API loop.", &es->changes_put);
+    ws_metric(b, "rx_changes_folded_total", "counter",
+              "Changes folded into a key still waiting for the API loop.", &es->changes_folded);
+    ws_metric(b, "rx_changes_pending", "gauge",
+              "Keys and exchanges waiting for the API loop now.", &es->changes_pending);
 }
 
 void api_route_metrics(struct api_req *req, struct api_resp *resp)
@@ -214,8 +232,10 @@ void api_route_metrics(struct api_req *req, struct api_resp *resp)
     }
     store_metrics(b, ctx->store);
     operator_metrics(b, ctx->board);
-    loop_metrics(b, ctx->engine);
-    ws_metrics(b, ctx->engine);
+    if (ctx->engine) {
+        loop_metrics(b, ctx->engine);
+        ws_metrics(b, ctx->engine);
+    }
     family(b, "rx_uptime_seconds", "gauge", "Seconds since the service started.");
     jbuf_addf(b, "rx_uptime_seconds %lld\n", (long long)(up > 0 ? up / 1000 : 0));
 }

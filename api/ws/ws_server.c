@@ -44,6 +44,7 @@
 
 #include "auth.h"
 #include "config/config.h"
+#include "store/store.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "ws_index.h"
@@ -722,22 +723,25 @@ static void publish_one(void *owner, void *arg)
     }
 }
 
-void ws_server_publish_batch(struct ws_server *ws, const struct ticker *t, const bool *changed,
-                             size_t n)
+void ws_server_publish_changes(struct ws_server *ws, const struct change_key *keys, size_t n)
 {
+    struct ticker t;
+
     if (!ws || ws->shut_down || ws->n_conns == ws->n_listeners) {
         return; /* no /v1/stream client */
     }
-    struct publish_job job = {.srv = ws, .now = loop_now_ms(ws->loop)};
+    struct publish_job job = {.srv = ws, .t = &t, .now = loop_now_ms(ws->loop)};
     ws->batch_seq++;
     for (size_t i = 0; i < n; i++) {
-        if (!changed[i] || !ws_keys_versions_advance(ws->versions, &t[i])) {
+        /* The latest value: a key that changed again since it was put is
+         * pushed once, as it is now; a removed one not at all. */
+        if (store_get(ws->ctx->store, keys[i].exchange, keys[i].pair, &t) != 0 ||
+            !ws_keys_versions_advance(ws->versions, &t)) {
             continue;
         }
         /* Only the connections with a subscription that may cover the key. */
-        job.t = &t[i];
         ws->publish_seq++;
-        ws_index_each(ws->index, t[i].exchange, t[i].pair, publish_one, &job);
+        ws_index_each(ws->index, t.exchange, t.pair, publish_one, &job);
     }
     for (struct ws_server_conn *c = job.touched; c; c = c->touched_next) {
         conn_schedule(c);

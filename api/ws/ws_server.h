@@ -18,14 +18,15 @@
  * After the upgrade each /v1/stream connection is a ws_session (the
  * protocol and the conflating queue, ws_session.h) and each listener a
  * currency_listener (currency_listener.h). Stored changes reach sessions
- * through ws_server_publish_batch, never by polling the store. Back-pressure: a
+ * through ws_server_publish_changes (the change feed, store/changes.h),
+ * never by polling the store. Back-pressure: a
  * connection is closed with 1008 when the bytes waiting for it — in its
  * session plus what the kernel holds unsent on its socket — pass
  * ws.max_queue_bytes (checked when its socket chokes, after its messages
  * and every 250 ms); an inbound message over ws.max_message_bytes closes
  * it with 1009.
  *
- * Threads: every function on the loop thread. Ownership: the server
+ * Threads: every function on the API loop thread. Ownership: the server
  * borrows the loop and ctx (they outlive it) and owns the libwebsockets
  * context, every connection and the sockets handed to it.
  */
@@ -38,6 +39,7 @@
 #include <sys/socket.h>
 
 #include "api.h"
+#include "store/changes.h"
 #include "store/ticker.h"
 
 struct loop;
@@ -56,12 +58,11 @@ struct ws_server *ws_server_new(struct loop *loop, struct api_ctx *ctx, char *er
  */
 void ws_server_adopt(int fd, const struct sockaddr *addr, socklen_t len, void *ws_server);
 
-/* One emit batch, after the store took it: n tickers, of which those with
- * changed[i] set are pushed (one fan-out pass; each connection is
- * scheduled once). Only the key and v of each ticker are read: one whose v
- * is not newer than the last seen for its key is ignored. */
-void ws_server_publish_batch(struct ws_server *ws, const struct ticker *t, const bool *changed,
-                             size_t n);
+/* What changed since the last call (the change feed's keys): each key's
+ * current ticker is read from the store and pushed, in one fan-out pass
+ * that schedules each connection once. A key whose version is not newer
+ * than the last pushed is skipped. */
+void ws_server_publish_changes(struct ws_server *ws, const struct change_key *keys, size_t n);
 
 /* An operator changed state / was removed (sessions subscribed to it get a
  * status / removed message). */

@@ -91,6 +91,12 @@ struct config_budget {
     double per;       /* ... per this many seconds */
 };
 
+/* An operator's callback time limits; -1 when unset (operator's own). */
+struct config_deadlines {
+    int64_t message_ms; /* on_message, on_ping, on_close */
+    int64_t task_ms;    /* markets, poll, connections, on_open between waits */
+};
+
 /*
  * One entry of `operators = { [name] = {...} }`. A value the config leaves
  * out is "unset" and the operator file's own value (or the global one, for
@@ -106,6 +112,7 @@ struct config_operator {
     size_t n_pairs;
     int64_t stale_after_ms; /* < 0 = the global stale_after_ms */
     struct config_budget budget;
+    struct config_deadlines deadlines;
     char **allow_hosts; /* extra reachable hosts (lower case) */
     size_t n_allow_hosts;
     int64_t max_frame_bytes; /* < 0 = engine default */
@@ -146,6 +153,7 @@ struct config {
     struct config_operator *operators; /* sorted by name */
     size_t n_operators;
     char *ca_file; /* NULL = system store only */
+    char *replay_url; /* NULL, or every operator's base: <replay_url>/<name> */
 
     char *store; /* "memory" or the redis:// URL (may hold a password) */
     struct config_redis redis;

@@ -132,6 +132,15 @@ static const struct config_key budget_keys[] = {
     {0},
 };
 
+/* Both within the engine's caps (operator/op_spec.c). */
+static const struct config_key deadline_keys[] = {
+    INT_KEY(struct config_deadlines, message_ms, NULL, 1, 1000,
+            "Wall-clock limit of one on_message, on_ping or on_close call, in ms."),
+    INT_KEY(struct config_deadlines, task_ms, NULL, 10, 10000,
+            "Wall-clock limit of markets, poll, connections or on_open between two waits, in ms."),
+    {0},
+};
+
 const struct config_key config_operator_keys[] = {
     BOOL_KEY(struct config_operator, enabled, "true",
              "false keeps the operator loaded but stopped (state disabled)."),
@@ -169,6 +178,12 @@ const struct config_key config_operator_keys[] = {
      .sub = budget_keys,
      .check = config_check_budget,
      .help = "HTTP budget: { requests = N, per = seconds }."},
+    {.name = "deadlines",
+     .type = CONFIG_TABLE,
+     .offset = OP(deadlines),
+     .sub = deadline_keys,
+     .help = "Callback time limits: { message_ms = N, task_ms = N } (unset: the operator's "
+             "own, else 10 and 500)."},
     {.name = "allow_hosts",
      .type = CONFIG_LIST,
      .offset = OP(allow_hosts),
@@ -255,6 +270,13 @@ const struct config_key config_root_keys[] = {
      .sub = config_operator_keys,
      .unset = "{}",
      .help = "Per-operator settings, keyed by operator name ([a-z0-9_]+)."},
+    {.name = "replay_url",
+     .type = CONFIG_STR,
+     .offset = CFG(replay_url),
+     .check = config_check_rest,
+     .help = "Recorded data: every operator's rest becomes <replay_url>/<name> and its ws the "
+             "same with ws(s)://, unless operators.<name> sets them (the fake exchange; tests "
+             "and demos)."},
     {.name = "ca_file",
      .type = CONFIG_STR,
      .offset = CFG(ca_file),

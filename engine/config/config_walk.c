@@ -580,7 +580,7 @@ static int fail_unknown(struct config_ctx *ctx, const struct config_key *keys, c
     hint = config_suggest(key, names);
     if (hint) {
         config_fail(ctx, "unknown key (did you mean '%s'?)", hint);
-    } else if (n <= 10) {
+    } else if (n <= 12) {
         config_fail(ctx, "unknown key (known keys: %s)", list);
     } else {
         config_fail(ctx, "unknown key (see docs/operations.md for the keys)");

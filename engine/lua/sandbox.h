@@ -89,6 +89,11 @@ void sandbox_set_print(lua_State *L, sandbox_print_fn fn, void *ud);
  */
 void sandbox_arm(lua_State *L);
 
+/* The wall-clock cap of the runs that follow (ms; <= 0: the limits' own
+ * default). Operators set it per callback: a few ms for a message, a few
+ * hundred for a poll between two waits. */
+void sandbox_set_time_limit(lua_State *L, long ms);
+
 /* True when the last run was killed by the instruction budget. */
 int sandbox_killed(lua_State *L);
 

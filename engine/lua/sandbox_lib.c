@@ -49,6 +49,9 @@ int luaopen_cjson(lua_State *L);
 /* Bytes of C copying (string.rep) charged as one instruction. */
 #define SANDBOX_COPY_BYTES_PER_INSTRUCTION 32
 #define SANDBOX_CJSON_DEPTH 64
+/* The largest text x.json.encode may produce. lua-cjson builds it in memory
+ * of its own, outside the state's capped allocator. */
+#define SANDBOX_JSON_ENCODE_MAX (8u << 20)
 #define SANDBOX_MODULE_NAME_MAX 128
 
 /* Addresses used as unique registry keys and values; never written. */
@@ -792,6 +795,78 @@ static int sandbox_json_decode(lua_State *L)
     return lua_gettop(L);
 }
 
+/* Bytes of one string in cjson's output: quotes, and the escapes it writes
+ * for '"', '\\', '/' and control characters. */
+static size_t sandbox_json_string_size(const char *s, size_t len)
+{
+    size_t n = len + 2;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        n += c == '"' || c == '\\' || c == '/' ? 1 : c < 0x20 ? 5 : 0;
+    }
+    return n;
+}
+
+/*
+ * Adds the size of the JSON text of the value at idx to *size, visiting it
+ * the way the encoder will (a table shared k times is counted k times:
+ * that is how {t, t} nested 27 deep grows to gigabytes of text). Stops as
+ * soon as *size passes max, so the walk costs at most max steps whatever
+ * the value; depth beyond the encoder's own limit is left to it.
+ */
+static void sandbox_json_size(lua_State *L, int idx, int depth, size_t max, size_t *size)
+{
+    size_t len;
+    const char *s;
+
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+        s = lua_tolstring(L, idx, &len);
+        *size += sandbox_json_string_size(s, len);
+        return;
+    case LUA_TTABLE:
+        break;
+    default:
+        *size += 24; /* a number, a boolean, null: at most this long */
+        return;
+    }
+    *size += 2;
+    if (depth >= SANDBOX_CJSON_DEPTH || !lua_checkstack(L, 3)) {
+        return;
+    }
+    idx = lua_absindex(L, idx);
+    lua_pushnil(L);
+    while (*size <= max && lua_next(L, idx)) {
+        sandbox_json_size(L, -2, depth + 1, max, size); /* keys count as strings */
+        sandbox_json_size(L, -1, depth + 1, max, size);
+        *size += 2; /* the ':' or ',' around them */
+        lua_pop(L, 1);
+    }
+    if (*size > max) {
+        lua_pop(L, 1); /* the key lua_next left */
+    }
+}
+
+/* cjson's encode (upvalue 1), after the size of its result was checked
+ * against SANDBOX_JSON_ENCODE_MAX and charged to the budget. */
+static int sandbox_json_encode(lua_State *L)
+{
+    size_t size = 0;
+
+    luaL_checkany(L, 1);
+    sandbox_json_size(L, 1, 0, SANDBOX_JSON_ENCODE_MAX, &size);
+    if (size > SANDBOX_JSON_ENCODE_MAX) {
+        return luaL_error(L, "x.json.encode: the text would be larger than %d bytes",
+                          (int)SANDBOX_JSON_ENCODE_MAX);
+    }
+    sandbox_charge(L, (long)(size / SANDBOX_COPY_BYTES_PER_INSTRUCTION));
+    lua_settop(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, 1, 1);
+    return 1;
+}
+
 static void sandbox_cjson_option(lua_State *L, int cjson, const char *name, int boolean,
                                  lua_Integer value)
 {
@@ -820,5 +895,7 @@ void sandbox_push_cjson(lua_State *L)
     sandbox_copy(L, cjson, lua_gettop(L), keep);
     lua_getfield(L, cjson, "decode");
     sandbox_set_closure(L, lua_gettop(L) - 1, "decode", sandbox_json_decode, 1);
+    lua_getfield(L, cjson, "encode");
+    sandbox_set_closure(L, lua_gettop(L) - 1, "encode", sandbox_json_encode, 1);
     lua_remove(L, cjson);
 }

@@ -13,6 +13,19 @@
 
 #define SLOW_CALLBACK_MS 100.0
 
+void op_reason_line(char *s)
+{
+    char *tb = strstr(s, "\nstack traceback:");
+    if (tb) {
+        *tb = '\0';
+    }
+    for (; *s; s++) {
+        if ((unsigned char)*s < 0x20 || *s == 0x7f) {
+            *s = ' ';
+        }
+    }
+}
+
 void op_record_error(struct operator *op, const char *what, const char *msg)
 {
     op->facts.errors++;
@@ -20,6 +33,7 @@ void op_record_error(struct operator *op, const char *what, const char *msg)
     if (snprintf(op->facts.reason, sizeof op->facts.reason, "%s: %s", what, msg) < 0) {
         op->facts.reason[0] = '\0';
     } /* a longer reason is cut to fit; the log line below has it whole */
+    op_reason_line(op->facts.reason);
     log_warn(op->component, "%s failed: %s", what, msg);
 }
 

@@ -24,11 +24,16 @@
 #define DEFAULT_BUDGET_PER 60.0
 #define DEFAULT_IDLE_TIMEOUT 30.0
 #define DEFAULT_MAX_PAIRS 5000
+/* Callback time limits (docs/operators.md, "Limits") and their caps. */
+#define DEFAULT_MESSAGE_MS 10
+#define MAX_MESSAGE_MS 1000
+#define DEFAULT_TASK_MS 500
+#define MAX_TASK_MS 10000
 
 static const char *const top_fields[] = {
     "name",    "spec",      "rest",         "ws",     "poll_every", "aliases", "budget",
     "markets", "poll",      "idle_timeout", "stream", "max_pairs",  "options", "allow_hosts",
-    NULL,
+    "deadlines", NULL,
 };
 
 static const char *const stream_fields[] = {
@@ -185,6 +190,32 @@ static int read_budget(lua_State *L, int idx, struct op_spec *spec, char *err, s
     return 0;
 }
 
+/* deadlines = { message_ms = N, task_ms = N }, each within its cap. */
+static int read_deadlines(lua_State *L, int idx, struct op_spec *spec, char *err, size_t errlen)
+{
+    static const char *const fields[] = {"message_ms", "task_ms", NULL};
+
+    spec->message_ms = DEFAULT_MESSAGE_MS;
+    spec->task_ms = DEFAULT_TASK_MS;
+    if (lua_getfield(L, idx, "deadlines") != LUA_TTABLE) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    int t = lua_gettop(L);
+    int rc = check_known(L, t, fields, "deadlines.", err, errlen);
+    if (rc == 0) {
+        spec->message_ms = (int64_t)number_field(L, t, "message_ms", DEFAULT_MESSAGE_MS);
+        spec->task_ms = (int64_t)number_field(L, t, "task_ms", DEFAULT_TASK_MS);
+        if (spec->message_ms < 1 || spec->message_ms > MAX_MESSAGE_MS || spec->task_ms < 10 ||
+            spec->task_ms > MAX_TASK_MS) {
+            rc = fail(err, errlen, "deadlines: message_ms must be 1..%d and task_ms 10..%d",
+                      MAX_MESSAGE_MS, MAX_TASK_MS);
+        }
+    }
+    lua_pop(L, 1);
+    return rc;
+}
+
 static int read_types(lua_State *L, int idx, char *err, size_t errlen)
 {
     static const struct {
@@ -195,6 +226,7 @@ static int read_types(lua_State *L, int idx, char *err, size_t errlen)
         {"aliases", LUA_TTABLE},       {"budget", LUA_TTABLE},  {"markets", LUA_TFUNCTION},
         {"poll", LUA_TFUNCTION},       {"stream", LUA_TTABLE},  {"idle_timeout", LUA_TNUMBER},
         {"max_pairs", LUA_TNUMBER},    {"options", LUA_TTABLE}, {"allow_hosts", LUA_TTABLE},
+        {"deadlines", LUA_TTABLE},
     };
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
         if (field(L, idx, types[i].name, types[i].type, false, err, errlen) < 0) {
@@ -224,6 +256,25 @@ static int read_identity(lua_State *L, int idx, struct op_spec *spec, char *err,
     return 0;
 }
 
+/* replay_url: <url>/<name> for rest, and the same with ws(s):// for ws. */
+static void apply_replay(struct op_spec *spec, const char *url)
+{
+    int len = (int)strlen(url);
+    size_t n = (size_t)len + strlen(spec->name) + 4;
+
+    while (len > 0 && url[len - 1] == '/') {
+        len--;
+    }
+    free(spec->rest);
+    free(spec->ws);
+    spec->rest = xmalloc(n);
+    snprintf(spec->rest, n, "%.*s/%s", len, url, spec->name);
+    /* The config check let only http:// and https:// through: ws:// and
+     * wss:// are the same with the "http" swapped. */
+    spec->ws = xmalloc(n);
+    snprintf(spec->ws, n, "ws%.*s/%s", len - 4, url + 4, spec->name);
+}
+
 static void apply_overrides(struct op_spec *spec, const struct config_operator *co)
 {
     if (co->rest) {
@@ -245,6 +296,12 @@ static void apply_overrides(struct op_spec *spec, const struct config_operator *
     }
     if (co->budget.per > 0) {
         spec->budget_per = co->budget.per;
+    }
+    if (co->deadlines.message_ms > 0) {
+        spec->message_ms = co->deadlines.message_ms;
+    }
+    if (co->deadlines.task_ms > 0) {
+        spec->task_ms = co->deadlines.task_ms;
     }
     spec->enabled = co->enabled;
     for (size_t i = 0; i < co->n_allow_hosts; i++) {
@@ -286,7 +343,8 @@ int op_spec_read(lua_State *L, int idx, const struct config *cfg, struct op_spec
     }
     if (check_known(L, idx, top_fields, "", err, errlen) < 0 ||
         read_identity(L, idx, spec, err, errlen) < 0 || read_types(L, idx, err, errlen) < 0 ||
-        read_stream(L, idx, spec, err, errlen) < 0 || read_budget(L, idx, spec, err, errlen) < 0) {
+        read_stream(L, idx, spec, err, errlen) < 0 || read_budget(L, idx, spec, err, errlen) < 0 ||
+        read_deadlines(L, idx, spec, err, errlen) < 0) {
         goto fail;
     }
     spec->has_markets = field(L, idx, "markets", LUA_TFUNCTION, false, err, errlen) > 0;
@@ -308,6 +366,9 @@ int op_spec_read(lua_State *L, int idx, const struct config *cfg, struct op_spec
     }
     if (read_allow_hosts(L, idx, spec, err, errlen) < 0) {
         goto fail;
+    }
+    if (cfg && cfg->replay_url) {
+        apply_replay(spec, cfg->replay_url);
     }
     const struct config_operator *co = cfg ? config_operator_find(cfg, spec->name) : NULL;
     if (co) {

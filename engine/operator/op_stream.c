@@ -32,6 +32,10 @@
 #define RECONNECT_CAP_MS 60000
 #define RECONNECT_JITTER 0.2
 #define DEFAULT_MAX_MESSAGE (1u << 20)
+/* on_message calls failing (an error, or over the time limit) in a row
+ * before the stream is closed and reopened with backoff: one bad message
+ * is the exchange's, a run of them is the operator's. */
+#define MESSAGE_FAILURES_MAX 5
 
 struct op_stream {
     struct operator *op;
@@ -43,8 +47,10 @@ struct op_stream {
     struct loop_timer *retry;
     struct loop_timer *watch; /* idle check and JSON pings */
     struct op_task *opening;  /* on_open while it runs */
-    unsigned failures;
-    bool delivered;           /* a message arrived on this connection */
+    unsigned failures;         /* connections in a row that took no message */
+    unsigned message_failures; /* on_message calls in a row that failed */
+    bool delivered;            /* on_message succeeded on this connection */
+    bool closed_for_failures;  /* we closed it: on_message kept failing */
     uint64_t last_message_ms; /* loop time */
     uint64_t last_ping_ms;
     uint64_t dropped_seen; /* the connection's oversize count already added */
@@ -106,25 +112,30 @@ static void schedule_retry(struct op_stream *s)
     loop_timer_start(s->retry, delay, 0);
 }
 
-/* A plain protected call of stream.<name>(x, args...) that may not wait. */
-static void call_plain(struct op_stream *s, const char *name, int nargs_after_fn)
+/* A plain protected call of stream.<name>(x, args...) that may not wait,
+ * under the operator's message time limit. false when it failed (err then
+ * holds why); a missing callback succeeds. */
+static bool call_plain(struct op_stream *s, const char *name, int nargs_after_fn, char *err,
+                       size_t errlen)
 {
     struct operator *op = s->op;
-    char err[512];
     int base = lua_gettop(op->L) - nargs_after_fn;
 
     if (push_stream_fn(op, op->L, name) != LUA_TFUNCTION) {
         lua_settop(op->L, base);
-        return;
+        return true;
     }
     lua_insert(op->L, base + 1);
     op->emit_source = TICKER_SOURCE_STREAM;
-    if (sandbox_pcall(op->L, nargs_after_fn, 0, err, sizeof err) != SANDBOX_OK) {
+    sandbox_set_time_limit(op->L, op->spec.message_ms);
+    bool ok = sandbox_pcall(op->L, nargs_after_fn, 0, err, errlen) == SANDBOX_OK;
+    if (!ok) {
         char what[48];
         snprintf(what, sizeof what, "stream.%s()", name);
         op_record_error(op, what, err);
     }
     lua_settop(op->L, base);
+    return ok;
 }
 
 static void on_ws_open(struct ws_conn *conn, void *data);
@@ -177,12 +188,10 @@ static void on_ws_message(struct ws_conn *conn, const char *msg, size_t len, boo
     struct op_stream *s = data;
     struct operator *op = s->op;
 
+    char err[512];
+
     s->last_message_ms = loop_now_ms(op->env.loop);
     op->facts.stream_messages++;
-    if (!s->delivered) {
-        s->delivered = true;
-        s->failures = 0;
-    }
     if (!lua_checkstack(op->L, 6)) {
         return;
     }
@@ -191,8 +200,26 @@ static void on_ws_message(struct ws_conn *conn, const char *msg, size_t len, boo
     lua_pushlstring(op->L, msg, len);
     push_ref(op, op->L, s->conn_ref);
     uint64_t attempts = op->facts.emit_attempts;
-    call_plain(s, "on_message", 4);
+    bool ok = call_plain(s, "on_message", 4, err, sizeof err);
     op->facts.stream_taken += op->facts.emit_attempts != attempts;
+    if (ok) {
+        s->message_failures = 0;
+        if (!s->delivered) {
+            s->delivered = true;
+            s->failures = 0;
+        }
+        return;
+    }
+    if (++s->message_failures >= MESSAGE_FAILURES_MAX && s->conn) {
+        char why[640];
+        snprintf(why, sizeof why, "stream %d: on_message failed %u times in a row (%.*s); "
+                 "reopening it with backoff", s->index, s->message_failures,
+                 (int)strcspn(err, "\n"), err);
+        op_record_error(op, "stream", why);
+        s->message_failures = 0;
+        s->closed_for_failures = true;
+        ws_conn_close(s->conn, 1011, "on_message keeps failing");
+    }
 }
 
 static void on_ws_close(struct ws_conn *conn, int code, const char *reason, void *data)
@@ -221,15 +248,21 @@ static void on_ws_close(struct ws_conn *conn, int code, const char *reason, void
     if (op->freeing) {
         return;
     }
-    log_warn(op->component, "stream %d closed (%d %s); reconnecting", s->index, code, reason);
     char msg[256];
-    snprintf(msg, sizeof msg, "stream %d closed: %d %s", s->index, code, reason);
-    op_record_error(op, "stream", msg);
+    if (s->closed_for_failures) {
+        /* The reason already says why we closed it; keep it shown. */
+        s->closed_for_failures = false;
+        log_warn(op->component, "stream %d closed by the engine; reconnecting", s->index);
+    } else {
+        log_warn(op->component, "stream %d closed (%d %s); reconnecting", s->index, code, reason);
+        snprintf(msg, sizeof msg, "stream %d closed: %d %s", s->index, code, reason);
+        op_record_error(op, "stream", msg);
+    }
     lua_rawgeti(op->L, LUA_REGISTRYINDEX, op->x_ref);
     push_ref(op, op->L, s->conn_ref);
     lua_pushinteger(op->L, code);
     lua_pushstring(op->L, reason);
-    call_plain(s, "on_close", 4);
+    call_plain(s, "on_close", 4, msg, sizeof msg);
     schedule_retry(s);
 }
 
@@ -265,9 +298,10 @@ static void on_watch(struct loop_timer *t, void *data)
     }
     if (ping_ms && now - s->last_ping_ms >= ping_ms) {
         s->last_ping_ms = now;
+        char err[512];
         lua_rawgeti(op->L, LUA_REGISTRYINDEX, op->x_ref);
         push_ref(op, op->L, s->ws_ref);
-        call_plain(s, "on_ping", 2);
+        call_plain(s, "on_ping", 2, err, sizeof err);
     }
 }
 

@@ -81,6 +81,7 @@ static void task_step(struct op_task *task, int nargs)
      * messages arrived must still emit as a poll. */
     op->running = task;
     op->emit_source = task->source;
+    sandbox_set_time_limit(op->L, op->spec.task_ms);
     int rc = sandbox_resume(op->L, task->co, nargs, &nres, err, sizeof err);
     op->running = outer;
     op->emit_source = outer_source;

@@ -131,6 +131,10 @@ struct operator *op_load(const struct op_env *env, const char *file, char *err, 
     }
     op->table_ref = luaL_ref(op->L, LUA_REGISTRYINDEX);
     snprintf(op->component, sizeof op->component, "op:%s", op->spec.name);
+    if (env->deadline_scale > 1) {
+        op->spec.message_ms *= env->deadline_scale;
+        op->spec.task_ms *= env->deadline_scale;
+    }
     const struct config_operator *co =
         env->config ? config_operator_find(env->config, op->spec.name) : NULL;
     op->max_frame_bytes = co ? co->max_frame_bytes : -1;

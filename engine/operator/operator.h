@@ -42,6 +42,10 @@ struct op_env {
     struct ws_client *ws; /* NULL: streams are not started */
     const struct config *config;
     const char *lib_dir; /* operators/lib, for require */
+    /* Multiplies the operator's callback time limits (0 or 1: as set). The
+     * author's tools run with room to spare, so that a loaded machine or a
+     * sanitizer build cannot turn a replay into a race. */
+    int deadline_scale;
     /* Called once per emit batch (one x.emit, or one x.emit_many) that
      * stored at least one ticker, with the tickers it stored (changed[i]
      * = 0 when only `received` moved). May be NULL. */
@@ -86,6 +90,11 @@ int op_take_state(struct operator *op, struct operator *old, char *err, size_t e
 
 /* Carries counters and history across a reload so the API stays truthful. */
 void op_take_history(struct operator *op, const struct operator *old);
+
+/* Cuts an error text to the one line a person reads in a status: the
+ * message without the traceback sandbox_pcall appends (the log keeps it)
+ * and with control characters made spaces. In place. */
+void op_reason_line(char *text);
 
 /* Fills a status copy as of now_ms. */
 void op_status(const struct operator *op, int64_t now_ms, struct board_status *out);

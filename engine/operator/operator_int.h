@@ -43,6 +43,8 @@ struct op_spec {
     double idle_timeout;
     int64_t max_pairs;
     int64_t stale_after_ms;
+    int64_t message_ms; /* time limit of on_message, on_ping, on_close */
+    int64_t task_ms;    /* of markets, poll, connections, on_open between waits */
     bool enabled;
     char **hosts; /* hosts x.http may reach: rest, ws, allow_hosts */
     size_t n_hosts;

@@ -142,6 +142,7 @@ static void reload_finished(struct entry *e, const char *result)
 {
     struct operators *reg = e->reg;
     snprintf(e->result, sizeof e->result, "%s", result);
+    op_reason_line(e->result);
     publish(reg);
     if (!e->reloading) {
         return;
@@ -171,6 +172,7 @@ static void reject(struct entry *e, const char *err, int line)
 {
     e->rejected = true;
     snprintf(e->error, sizeof e->error, "%s", err);
+    op_reason_line(e->error);
     e->error_line = line;
     e->error_at = loop_wall_ms();
     log_error("operators", "%s: %s%s", e->name, err,
@@ -195,6 +197,7 @@ static void on_candidate_ready(struct operator *op, int ok, const char *err, voi
          * markets() with backoff, so an exchange that is down at start
          * comes up by itself. */
         snprintf(e->result, sizeof e->result, "markets() failed: %s", err ? err : "?");
+        op_reason_line(e->result);
     }
     if (e->live) {
         if (op_take_state(op, e->live, msg, sizeof msg) != 0) {

@@ -119,7 +119,8 @@ def test_metrics_is_prometheus_text(service):
                  "rx_operator_callback_max_seconds", "rx_operator_slow_callbacks_total",
                  "rx_operator_memory_bytes", "rx_loop_lag_seconds", "rx_unmapped_total",
                  "rx_ws_connections", "rx_ws_messages_out_total", "rx_ws_conflated_total",
-                 "rx_ws_closed_1008_total", "rx_ws_queue_bytes"]:
+                 "rx_ws_closed_1008_total", "rx_ws_queue_bytes", "rx_loop_cpu_seconds_total",
+                 "rx_changes_total", "rx_changes_folded_total", "rx_changes_pending"]:
         assert name in families, name
     text = r.text
     assert 'rx_http_requests_total{route="/healthz",code="200"} ' in text

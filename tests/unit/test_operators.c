@@ -631,9 +631,49 @@ static void test_emit_batches(void)
     world_stop(&w);
 }
 
+static bool failed_twice(struct world *w, void *arg)
+{
+    struct board_status st;
+    return status_of(w, arg, &st) && st.errors >= 2;
+}
+
+/* A poll that would spin for seconds is stopped at its wall-clock limit
+ * (deadlines.task_ms), well under the 2 s backstop, and pcall cannot hide
+ * it; the limit is the operator's own, within the engine's cap. */
+static void test_task_deadline(void)
+{
+    struct world w;
+    char path[160];
+
+    world_start(&w, NULL);
+    snprintf(path, sizeof path, "%s/spinner.lua", w.ops);
+    write_file(path, "return { name = 'spinner', spec = 1, poll_every = 0.05,\n"
+                     "  deadlines = { task_ms = 50 },\n"
+                     "  poll = function(x)\n"
+                     "    local t = os.clock()\n"
+                     "    pcall(function() while os.clock() - t < 5 do end end)\n"
+                     "    while os.clock() - t < 5 do end\n"
+                     "  end }\n");
+    snprintf(path, sizeof path, "%s/greedy.lua", w.ops);
+    write_file(path, "return { name = 'greedy', spec = 1, deadlines = { task_ms = 60000 },\n"
+                     "  poll = function(x) end }\n");
+    world_run_registry(&w);
+    CHECK(wait_for(&w, failed_twice, "spinner", 10));
+    struct board_status st;
+    CHECK(status_of(&w, "spinner", &st));
+    CHECK(strstr(st.reason, "time budget exceeded") != NULL);
+    CHECK(st.callback_max_ms >= 50 && st.callback_max_ms < 50 + 450);
+    /* Over the cap: the file is refused with the limits in the reason. */
+    CHECK(status_of(&w, "greedy", &st));
+    CHECK_INT_EQ(st.state, BOARD_ERROR);
+    CHECK(strstr(st.reason, "deadlines: message_ms must be 1..1000 and task_ms 10..10000") != NULL);
+    world_stop(&w);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, false);
+    test_task_deadline();
     test_emit_batches();
     test_recorded_data();
     test_sandbox_isolation();

@@ -508,7 +508,8 @@ static void test_metrics(int port, struct res *r)
     CHECK(strstr(r->body, "rx_tickers{exchange=\"local\"} 1\n") != NULL);
     CHECK(strstr(r->body, "rx_operator_state{exchange=\"local\",state=\"polling\"} 1\n") != NULL);
     CHECK(strstr(r->body, "rx_operator_state{exchange=\"local\",state=\"error\"} 0\n") != NULL);
-    CHECK(strstr(r->body, "rx_loop_lag_seconds 0\n") != NULL);
+    CHECK(strstr(r->body, "rx_loop_lag_seconds{loop=\"ingest\"} 0\n") != NULL);
+    CHECK(strstr(r->body, "rx_loop_cpu_seconds_total{loop=\"api\"} 0\n") != NULL);
     CHECK(strstr(r->body, "rx_rejects_total{exchange=\"local\",reason=\"crossed\"} 0\n") != NULL);
     CHECK(strstr(r->body, "rx_unmapped_total{exchange=\"local\"} ") != NULL);
     /* Every line is a comment or `name{labels} value`. */

@@ -1012,6 +1012,31 @@ static void test_cjson(void)
     expect_fail(L, "compiling a huge chunk is charged",
                 "return load(string.rep(' ', 1e7) .. 'return 1')()", SANDBOX_ERR_BUDGET,
                 "instruction budget exceeded");
+    /* A table shared by itself doubles the text per level: 2^27 leaves
+     * would be gigabytes of C memory outside the state's cap. The size is
+     * checked before lua-cjson builds anything. */
+    rc = load_chunk(L,
+                    "return function(json)\n"
+                    "  local t = {}\n"
+                    "  for i = 1, 27 do t = {t, t} end\n"
+                    "  local ok, e = pcall(json.encode, t)\n"
+                    "  local small = json.encode({{1, 2}, {1, 2}})\n"
+                    "  return tostring(ok) .. ' ' .. tostring(e):match('larger than %d+ bytes')\n"
+                    "    .. ' ' .. small\n"
+                    "end",
+                    "=cjson", err, sizeof err);
+    CHECK_INT_EQ(rc, SANDBOX_OK);
+    lua_pushcfunction(L, push_cjson_and_use);
+    rc = sandbox_pcall(L, 0, 1, err, sizeof err);
+    CHECK_INT_EQ(rc, SANDBOX_OK);
+    rc = sandbox_pcall(L, 1, 1, err, sizeof err);
+    CHECK_INT_EQ(rc, SANDBOX_OK);
+    if (rc == SANDBOX_OK) {
+        printf("%-4s %-44s -> %s\n", "", "encode of an exponential table is refused",
+               lua_tostring(L, -1));
+        CHECK_STR_EQ(lua_tostring(L, -1), "false larger than 8388608 bytes [[1,2],[1,2]]");
+        lua_pop(L, 1);
+    }
     CHECK_INT_EQ(lua_gettop(L), 0);
     expect_usable(L);
     sandbox_free(L);
