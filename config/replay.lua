@@ -1,14 +1,13 @@
 -- Rate Explorer on recorded data: no network beyond loopback.
 --
 -- Every operator talks to the fake exchange (tests/fakex), which serves the
--- recordings in tests/fixtures/<exchange>/ and addresses each exchange by a
--- path prefix. scripts/run --replay starts it and sets FAKEX_URL; the
--- defaults below match its default address. Same sandbox and rules as
--- config/explorer.lua; every key: docs/operations.md, "Configuration".
-
-local fakex = env("FAKEX_URL", "http://127.0.0.1:8090")
--- http://... → ws://..., https://... → wss://...
-local fakex_ws = env("FAKEX_WS_URL", "ws" .. string.sub(fakex, 5))
+-- recordings in tests/fixtures/<exchange>/, addresses each exchange by a
+-- path prefix and replays every WebSocket capture in a loop. replay_url
+-- points every operator at it (<url>/<name>, ws:// for streams), so an
+-- operator added to operators/ is covered without an edit here.
+-- scripts/run --replay starts it and sets FAKEX_URL; the default matches
+-- its default address. Same sandbox and rules as config/explorer.lua;
+-- every key: docs/operations.md, "Configuration".
 
 return {
     listen = env("LISTEN", "127.0.0.1:8080"),
@@ -20,24 +19,15 @@ return {
     -- logs that path.
     tokens = {},
 
-    -- The pairs the recordings hold; a short allow-list also makes the Binance
-    -- and Kraken operators use their per-symbol REST bodies (BTCUSDT, XBTUSDT).
+    replay_url = env("FAKEX_URL", "http://127.0.0.1:8090"),
+
+    -- No allow-lists: every pair the recordings hold. The recordings hold
+    -- REST tickers for only a few pairs; operators whose stream covers the
+    -- rest are told not to ask REST for the pairs their stream subscribes
+    -- (asking would only earn 404s from the fake exchange).
     operators = {
-        binance = {
-            rest = fakex .. "/binance",
-            ws = fakex_ws .. "/binance",
-            pairs = { "BTC_USDT" },
-        },
-        kraken = {
-            rest = fakex .. "/kraken",
-            ws = fakex_ws .. "/kraken",
-            pairs = { "BTC_USDT" },
-        },
-        coinbase = {
-            rest = fakex .. "/coinbase",
-            ws = fakex_ws .. "/coinbase",
-            pairs = { "BTC_USDT" },
-        },
+        kraken = { options = { poll_fallback = false } },
+        coinbase = { options = { poll_fallback = false } },
     },
 
     store = "memory",

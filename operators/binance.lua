@@ -33,19 +33,19 @@
 -- the engine keeps the text and rejects crossed or non-positive quotes.
 
 local rest = require "rest"
-local pair = require "pair"
+local market = require "market"
 local options = require "options"
 local batch = require "batch"
 local stream = require "stream"
-local dec = require("values").dec
+local values = require "values"
+local dec = values.dec
 
 local DEFAULT_PER_SYMBOL_MAX = 5
 local TIMEOUT_S = 15
 
 -- Filled by markets() and read by poll(): both run in this operator's own
 -- Lua state, so an upvalue is enough (markets() runs again on every load).
-local mk = nil     -- { by_pair = {BASE_QUOTE = {symbol...}}, halted = {symbol = true} }
-local warned = {}  -- allow-list entries already reported as unknown (log once)
+local mk = nil     -- { idx = market.index(...), halted = {symbol = true} }
 
 local DEFAULT_STREAMS_PER_CONN = 200
 local MAX_STREAMS_PER_CONN = 1024 -- Binance closes a connection asking for more
@@ -62,12 +62,6 @@ local DEFAULT_MAX_URL_BYTES = 3000
 -- that carried its bookTicker (coverage:covered_via).
 local coverage = stream.coverage()
 
--- closeTime as integer ms; lua-cjson decodes every number as a float.
-local function ms(v)
-  if type(v) ~= "number" then return nil end
-  return math.tointeger(v)
-end
-
 -- GET rest..path and decode the JSON answer; any failure is a clear error().
 -- Binance explains refusals as {"code":-1121,"msg":"Invalid symbol."}.
 local function get_json(x, path, query, what)
@@ -81,37 +75,18 @@ end
 
 local function load_markets(x)
   local doc = get_json(x, "/api/v3/exchangeInfo", nil, "exchangeInfo")
-  if type(doc) ~= "table" or type(doc.symbols) ~= "table" then
-    error("exchangeInfo: no symbols array", 0)
-  end
-  local list, by_pair, halted, bad = {}, {}, {}, 0
-  for _, s in ipairs(doc.symbols) do
-    local ok = type(s) == "table" and type(s.symbol) == "string" and s.symbol ~= ""
-    if ok and s.status ~= "TRADING" then
-      halted[s.symbol] = true -- listed but not trading (BREAK, delisted)
-    elseif ok and type(s.baseAsset) == "string" and type(s.quoteAsset) == "string"
-        and s.baseAsset ~= "" and s.quoteAsset ~= "" then
-      list[#list + 1] = { symbol = s.symbol, base = s.baseAsset, quote = s.quoteAsset }
-      pair.add(x, by_pair, s.baseAsset, s.quoteAsset, s.symbol)
-    else
-      bad = bad + 1
+  local halted = {}
+  local idx = market.index(x, type(doc) == "table" and doc.symbols, function(s)
+    if s.status ~= "TRADING" then
+      -- Listed but not trading (BREAK, delisted): known, so poll_all leaves
+      -- it out rather than have the engine count it as unmapped.
+      if type(s.symbol) == "string" then halted[s.symbol] = true end
+      return nil, "not trading"
     end
-  end
-  if bad > 0 then
-    x.log.warn("exchangeInfo: skipped " .. bad .. " malformed symbol entries")
-  end
-  if #list == 0 then
-    error("exchangeInfo: no TRADING symbols", 0)
-  end
-  mk = { by_pair = by_pair, halted = halted }
-  return list
-end
-
--- Symbols of the allow-list, through the markets' base/quote (never by
--- concatenating names). Unknown pairs are logged once and skipped.
-local function allowed_symbols(x, wanted)
-  return pair.select(x, mk.by_pair, wanted,
-    pair.warn_unknown(x, warned, "is not a TRADING market on binance"))
+    return { symbol = s.symbol, base = s.baseAsset, quote = s.quoteAsset }
+  end, "exchangeInfo")
+  mk = { idx = idx, halted = halted }
+  return idx.list
 end
 
 -- A per-symbol answer must be one object for the symbol asked (a bare array
@@ -147,15 +122,13 @@ local function symbol_ticker(x, sym)
     symbol = sym,
     bid = dec(quote.bidPrice), ask = dec(quote.askPrice),
     bid_size = dec(quote.bidQty), ask_size = dec(quote.askQty),
-    last = dec(day.lastPrice), volume = dec(day.volume), ts = ms(day.closeTime),
+    last = dec(day.lastPrice), volume = dec(day.volume), ts = values.ms(day.closeTime),
   })
 end
 
 -- One symbol failing must not hold back the others' data.
 local function poll_per_symbol(x, symbols)
-  local list, err = batch.each(symbols, function(sym) return symbol_ticker(x, sym) end, "symbols")
-  if #list > 0 then x.emit_many(list) end
-  if err then error(err, 0) end
+  batch.emit_each(x, symbols, function(sym) return symbol_ticker(x, sym) end, "symbols")
 end
 
 -- All symbols in one request; `only` (a set) narrows it to a long allow-list.
@@ -173,7 +146,7 @@ local function poll_all(x, only)
         symbol = sym,
         bid = dec(t.bidPrice), ask = dec(t.askPrice),
         bid_size = dec(t.bidQty), ask_size = dec(t.askQty),
-        last = dec(t.lastPrice), volume = dec(t.volume), ts = ms(t.closeTime),
+        last = dec(t.lastPrice), volume = dec(t.volume), ts = values.ms(t.closeTime),
       })
     end
   end
@@ -182,13 +155,9 @@ end
 
 local function poll(x)
   if not mk then load_markets(x) end -- markets() normally ran at load
-  local wanted = pair.wanted(x)
-  if #wanted == 0 then
+  local symbols, narrowed = market.targets(x, mk.idx)
+  if not narrowed then
     return poll_all(x, nil)
-  end
-  local symbols = allowed_symbols(x, wanted)
-  if #symbols == 0 then
-    error("pairs: none of the configured pairs is a TRADING market on binance", 0)
   end
   local limit = options.number(x, "per_symbol_max", DEFAULT_PER_SYMBOL_MAX)
   if #symbols <= limit then
@@ -206,17 +175,8 @@ end
 -- One socket per options.streams_per_conn symbols, the streams in the URL
 -- (no SUBSCRIBE needed, so a reconnect resubscribes by itself).
 local function connections(x, markets)
-  local symbols
-  local wanted = pair.wanted(x)
-  if #wanted > 0 then
-    if not mk then load_markets(x) end
-    symbols = allowed_symbols(x, wanted)
-  else
-    symbols = {}
-    for _, m in ipairs(markets or {}) do
-      if type(m) == "table" and type(m.symbol) == "string" then symbols[#symbols + 1] = m.symbol end
-    end
-  end
+  if not mk then load_markets(x) end
+  local symbols = market.targets(x, mk.idx)
   local per = options.integer(x, "streams_per_conn", DEFAULT_STREAMS_PER_CONN, 1, MAX_STREAMS_PER_CONN)
   local ws = stream.url(x)
   local max_url = options.integer(x, "max_url_bytes", DEFAULT_MAX_URL_BYTES, 256)
@@ -252,15 +212,11 @@ local function on_open(x, ws, conn)
   coverage:opened(conn.id)
 end
 
-local function on_close(x, conn, code, reason)
-  coverage:closed(conn.id)
-end
-
 -- Never raises and never waits: every message that is not a bookTicker
 -- payload is ignored (depth, kline, aggTrade; {"result":null,"id":1} acks).
 local function on_message(x, ws, msg, conn)
-  local ok, doc = pcall(x.json.decode, msg)
-  if not ok or type(doc) ~= "table" then return end
+  local doc = stream.decode(x, msg)
+  if not doc then return end
   local d = doc.data
   if type(d) == "table" then
     -- Combined stream: the stream name says what the payload is.
@@ -306,7 +262,7 @@ return {
     connections = connections,
     on_open = on_open,
     on_message = on_message,
-    on_close = on_close,
+    on_close = coverage:close_handler(),
     -- No on_ping: the engine sends WebSocket ping frames, which Binance
     -- accepts (it pings too; libwebsockets answers those).
     ping_every = 30,

@@ -42,6 +42,7 @@
 -- REST requests carry a User-Agent: Coinbase refuses requests without one.
 
 local rest = require "rest"
+local market = require "market"
 local pair = require "pair"
 local options = require "options"
 local batch = require "batch"
@@ -55,7 +56,7 @@ local DEFAULT_PRODUCTS_PER_CONN = 100
 local DEFAULT_POLL_MAX = 10
 
 -- Filled by markets() and read by the others (same Lua state, rerun at every load).
-local mk = nil    -- { ids = {id...} sorted, by_pair = {BASE_QUOTE = {id...}} }
+local idx = nil   -- market.index(...) of /products
 local warned = {} -- allow-list entries already reported (log once)
 
 -- Stream coverage, shared by the stream callbacks and poll() (lib/stream.lua):
@@ -115,36 +116,14 @@ local function get_json(x, path, what)
 end
 
 local function load_markets(x)
-  local doc = get_json(x, "/products", "products")
-  if type(doc) ~= "table" or (doc[1] == nil and next(doc) ~= nil) then
-    error("products: expected an array", 0)
-  end
-  local list, by_pair, off, bad = {}, {}, 0, 0
-  for _, p in ipairs(doc) do
-    if type(p) == "table" and type(p.id) == "string" and p.id:match("^[%w%-]+$")
-        and type(p.base_currency) == "string" and p.base_currency ~= ""
-        and type(p.quote_currency) == "string" and p.quote_currency ~= "" then
-      if (p.status == nil or p.status == "online") and p.trading_disabled ~= true then
-        list[#list + 1] = { symbol = p.id, base = p.base_currency, quote = p.quote_currency }
-        pair.add(x, by_pair, p.base_currency, p.quote_currency, p.id)
-      else
-        off = off + 1
-      end
-    else
-      bad = bad + 1
+  idx = market.index(x, get_json(x, "/products", "products"), function(p)
+    if not p.id:match("^[%w%-]+$") then return nil, "malformed" end
+    if (p.status ~= nil and p.status ~= "online") or p.trading_disabled == true then
+      return nil, "not online or trading disabled"
     end
-  end
-  if bad > 0 then
-    x.log.warn("products: skipped " .. bad .. " malformed entries")
-  end
-  if off > 0 then
-    x.log.info("products: " .. off .. " products not online or with trading disabled left out")
-  end
-  if #list == 0 then
-    error("products: no online products", 0)
-  end
-  mk = { ids = pair.sort(list, by_pair), by_pair = by_pair }
-  return list
+    return { symbol = p.id, base = p.base_currency, quote = p.quote_currency }
+  end, "products")
+  return idx.list
 end
 
 -- What to deliver: product ids from /products, and `extra` = {id = {base,
@@ -152,10 +131,10 @@ end
 local function targets(x)
   local wanted = pair.wanted(x)
   if #wanted == 0 then
-    return mk.ids, {}, {}
+    return idx.symbols, {}, {}
   end
   local extra, extra_ids = {}, {}
-  local ids = pair.select(x, mk.by_pair, wanted, function(p, b, q, seen)
+  local ids = pair.select(x, idx.by_pair, wanted, function(p, b, q, seen)
     if b then
       local id = b .. "-" .. q
       if not seen[id] then
@@ -195,12 +174,12 @@ local function product_ticker(x, id, extra)
 end
 
 local function poll(x)
-  if not mk then load_markets(x) end -- markets() normally ran at load
+  if not idx then load_markets(x) end -- markets() normally ran at load
   local ids, extra, extra_ids = targets(x)
   local need = {}
   for _, id in ipairs(extra_ids) do need[#need + 1] = id end
   -- Without the fallback, nothing a socket subscribes is asked for.
-  coverage:uncovered(ids, options.flag(x, "poll_fallback"), need)
+  coverage:to_poll(x, ids, need)
   if #need == 0 then
     return -- the stream delivers every product
   end
@@ -215,9 +194,7 @@ local function poll(x)
     turn_ids[#turn_ids + 1] = need[(from - 1 + k) % #need + 1]
   end
   -- One product failing must not hold back the others' data.
-  local list, err = batch.each(turn_ids, function(id) return product_ticker(x, id, extra) end, "products")
-  if #list > 0 then x.emit_many(list) end
-  if err then error(err, 0) end
+  batch.emit_each(x, turn_ids, function(id) return product_ticker(x, id, extra) end, "products")
 end
 
 -- ---------------------------------------------------------------------------
@@ -225,7 +202,7 @@ end
 -- ---------------------------------------------------------------------------
 
 local function connections(x, markets)
-  if not mk then load_markets(x) end
+  if not idx then load_markets(x) end
   local url = stream.url(x)
   local ids = targets(x) -- only what /products lists: see the top of the file
   local per = math.floor(options.number(x, "products_per_conn", DEFAULT_PRODUCTS_PER_CONN, 1, 10000))
@@ -240,24 +217,17 @@ end
 -- connection delivered no longer counts.
 local function on_open(x, ws, conn)
   coverage:opened(conn.id)
-  local ok, err = ws:send(x.json.encode({
+  stream.send_json(x, ws, {
     type = "subscribe",
     product_ids = conn.products,
     channels = { "ticker", { name = "heartbeat", product_ids = { conn.products[1] } } },
-  }))
-  if not ok then
-    error("subscribe: " .. tostring(err), 0)
-  end
-end
-
-local function on_close(x, conn, code, reason)
-  coverage:closed(conn.id)
+  }, "subscribe")
 end
 
 -- Never raises and never waits.
 local function on_message(x, ws, msg, conn)
-  local ok, doc = pcall(x.json.decode, msg)
-  if not ok or type(doc) ~= "table" then return end
+  local doc = stream.decode(x, msg)
+  if not doc then return end
   local kind = doc.type
   if kind == "ticker" then
     local id = doc.product_id
@@ -305,7 +275,7 @@ return {
     connections = connections,
     on_open = on_open,
     on_message = on_message,
-    on_close = on_close,
+    on_close = coverage:close_handler(),
     -- Coinbase needs no application-level ping: WebSocket ping frames.
     ping_every = 30,
   },

@@ -35,7 +35,7 @@
 -- `error` array.
 
 local rest = require "rest"
-local pair = require "pair"
+local market = require "market"
 local options = require "options"
 local batch = require "batch"
 local stream = require "stream"
@@ -45,9 +45,8 @@ local CHUNK = 50 -- altnames per Ticker request (keeps the URL short)
 local TIMEOUT_S = 15
 
 -- Filled by markets() and read by poll() (same Lua state, rerun at every load).
-local mk = nil    -- { keys = {key...} sorted, by_key = {key = altname}, by_alt = {altname = key},
-                  --   by_pair = {BASE_QUOTE = {key...}}, ws_by_key = {key = wsname}, by_ws = {wsname = key} }
-local warned = {} -- allow-list entries already reported as unknown (log once)
+local mk = nil    -- { idx = market.index(...) (markets keyed by AssetPairs key, with
+                  --   altname and wsname), by_alt = {altname = key}, by_ws = {wsname = key} }
 
 local DEFAULT_PAIRS_PER_CONN = 200
 
@@ -99,53 +98,18 @@ end
 
 local function load_markets(x)
   local result = result_of(x, get_json(x, "/0/public/AssetPairs", nil, "AssetPairs"), "AssetPairs")
-  local list, by_key, by_alt, by_pair, skipped = {}, {}, {}, {}, 0
-  local ws_by_key, by_ws = {}, {}
-  for key, p in pairs(result) do
+  local idx = market.index(x, result, function(p, key)
     local b, q
-    if type(key) == "string" and type(p) == "table" and type(p.wsname) == "string" then
-      b, q = p.wsname:match("^([^/]+)/([^/]+)$")
-    end
-    if b then
-      list[#list + 1] = { symbol = key, base = b, quote = q, wsname = p.wsname }
-      -- altname is the documented request name; the key also works as one.
-      local alt = type(p.altname) == "string" and p.altname ~= "" and p.altname or key
-      by_key[key], by_alt[alt] = alt, key
-      ws_by_key[key], by_ws[p.wsname] = p.wsname, key
-      pair.add(x, by_pair, b, q, key)
-    else
-      skipped = skipped + 1
-    end
-  end
-  if skipped > 0 then
-    x.log.info("AssetPairs: skipped " .. skipped .. " entries without a wsname (dark pool or malformed)")
-  end
-  if #list == 0 then
-    error("AssetPairs: no pairs with a wsname", 0)
-  end
-  local keys = pair.sort(list, by_pair) -- pairs() order is random
-  mk = { keys = keys, by_key = by_key, by_alt = by_alt, by_pair = by_pair,
-         ws_by_key = ws_by_key, by_ws = by_ws }
-  return list
-end
-
--- AssetPairs keys of the allow-list, through the markets (BTC_USDT ->
--- XBTUSDT); unknown pairs are logged once and skipped.
-local function allowed_keys(x, wanted)
-  return pair.select(x, mk.by_pair, wanted, pair.warn_unknown(x, warned, "is not a market on kraken"))
-end
-
--- The keys to deliver: the allow-list's, or every market's.
-local function target_keys(x)
-  local wanted = pair.wanted(x)
-  if #wanted == 0 then
-    return mk.keys, false
-  end
-  local keys = allowed_keys(x, wanted)
-  if #keys == 0 then
-    error("pairs: none of the configured pairs is a market on kraken", 0)
-  end
-  return keys, true
+    if type(p.wsname) == "string" then b, q = p.wsname:match("^([^/]+)/([^/]+)$") end
+    if not b then return nil, "without a wsname (dark pool)" end
+    -- altname is the documented request name; the key also works as one.
+    local alt = type(p.altname) == "string" and p.altname ~= "" and p.altname or key
+    return { symbol = key, base = b, quote = q, wsname = p.wsname, altname = alt }
+  end, "AssetPairs")
+  local by_alt, by_ws = {}, {}
+  for _, m in ipairs(idx.list) do by_alt[m.altname], by_ws[m.wsname] = m.symbol, m.symbol end
+  mk = { idx = idx, by_alt = by_alt, by_ws = by_ws }
+  return idx.list
 end
 
 -- One Ticker entry: a = ask, b = bid as [price, whole-lot volume, lot volume];
@@ -170,7 +134,7 @@ local function fetch(x, pairlist)
     if type(key) == "string" and type(t) == "table" then
       -- Answers are keyed by the AssetPairs key; map an altname key back
       -- to it should Kraken ever answer with the name we asked.
-      local symbol = (mk.by_key[key] or not mk.by_alt[key]) and key or mk.by_alt[key]
+      local symbol = (mk.idx.by_symbol[key] or not mk.by_alt[key]) and key or mk.by_alt[key]
       -- Not if the stream delivers it: its socket is open and has carried a
       -- ticker for it (and Kraken did not refuse it since).
       if not coverage:covered(symbol) then
@@ -184,10 +148,10 @@ end
 
 local function poll(x)
   if not mk then load_markets(x) end -- markets() normally ran at load
-  local keys, listed = target_keys(x)
+  local keys, listed = market.targets(x, mk.idx)
   -- The target pairs the stream does not deliver (with poll_fallback = false:
   -- those no socket subscribes).
-  local need = coverage:uncovered(keys, options.flag(x, "poll_fallback"))
+  local need = coverage:to_poll(x, keys)
   if #need == 0 then
     return -- the stream delivers every pair
   end
@@ -200,7 +164,7 @@ local function poll(x)
   -- One failing chunk must not hold back the others' data.
   local _, err = batch.each(batch.chunks(need, CHUNK), function(part)
     local alts = {}
-    for _, k in ipairs(part) do alts[#alts + 1] = mk.by_key[k] end
+    for _, k in ipairs(part) do alts[#alts + 1] = mk.idx.by_symbol[k].altname end
     fetch(x, table.concat(alts, ","))
   end, "requests")
   if err then error(err, 0) end
@@ -213,11 +177,11 @@ end
 local function connections(x, markets)
   if not mk then load_markets(x) end
   local url = stream.url(x)
-  local keys = target_keys(x)
+  local keys = market.targets(x, mk.idx)
   local per = options.integer(x, "pairs_per_conn", DEFAULT_PAIRS_PER_CONN, 1)
   local list = coverage:plan(keys, per, function(id, part)
     local wsnames = {}
-    for _, k in ipairs(part) do wsnames[#wsnames + 1] = mk.ws_by_key[k] end
+    for _, k in ipairs(part) do wsnames[#wsnames + 1] = mk.idx.by_symbol[k].wsname end
     return { id = id, url = url, wsnames = wsnames }
   end)
   x.log.info("stream: " .. #keys .. " ticker subscriptions on " .. #list .. " connection(s)")
@@ -229,16 +193,9 @@ end
 local function on_open(x, ws, conn)
   coverage:opened(conn.id)
   reqid = reqid + 1
-  local ok, err = ws:send(x.json.encode({
+  stream.send_json(x, ws, {
     event = "subscribe", reqid = reqid, pair = conn.wsnames, subscription = { name = "ticker" },
-  }))
-  if not ok then
-    error("subscribe: " .. tostring(err), 0)
-  end
-end
-
-local function on_close(x, conn, code, reason)
-  coverage:closed(conn.id)
+  }, "subscribe")
 end
 
 local function on_ping(x, ws)
@@ -264,8 +221,8 @@ end
 
 -- Never raises and never waits.
 local function on_message(x, ws, msg, conn)
-  local ok, doc = pcall(x.json.decode, msg)
-  if not ok or type(doc) ~= "table" then return end
+  local doc = stream.decode(x, msg)
+  if not doc then return end
   if doc.event ~= nil then
     return on_event(x, doc, conn)
   end
@@ -307,7 +264,7 @@ return {
     on_open = on_open,
     on_message = on_message,
     on_ping = on_ping,
-    on_close = on_close,
+    on_close = coverage:close_handler(),
     ping_every = 30,
   },
 }

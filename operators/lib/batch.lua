@@ -34,4 +34,12 @@ function M.each(items, fn, noun)
   return results, err
 end
 
+-- each() for calls that return one ticker: emits the tickers of the calls
+-- that succeeded as one batch, then raises the collected error, if any.
+function M.emit_each(x, items, fn, noun)
+  local list, err = M.each(items, fn, noun)
+  if #list > 0 then x.emit_many(list) end
+  if err then error(err, 0) end
+end
+
 return M

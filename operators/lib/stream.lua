@@ -1,9 +1,11 @@
 -- Stream connections and what they deliver, shared by the stream callbacks
 -- and poll(): poll() asks REST only for what the open stream does not
 -- deliver. Both run in the operator's own Lua state and the stream
--- callbacks never wait, so no update is ever half done.
+-- callbacks never wait, so no update is ever half done. Also the steps every
+-- stream takes: decoding a message, sending a JSON one, on_close.
 
 local batch = require "batch"
+local options = require "options"
 
 local M = {}
 
@@ -13,6 +15,23 @@ function M.url(x)
     error("stream: no ws URL configured", 0)
   end
   return x.op.ws
+end
+
+-- A message as a JSON object or array, or nil (not JSON, or a bare value):
+-- on_message never raises, whatever the exchange sends.
+function M.decode(x, msg)
+  local ok, doc = pcall(x.json.decode, msg)
+  if ok and type(doc) == "table" then return doc end
+  return nil
+end
+
+-- Sends a table as one JSON text message; a failure (closed, queue full) is
+-- an error naming `what` ("subscribe"), for on_open to fail with.
+function M.send_json(x, ws, msg, what)
+  local ok, err = ws:send(x.json.encode(msg))
+  if not ok then
+    error(what .. ": " .. tostring(err), 0)
+  end
 end
 
 -- Coverage of one operator's sockets:
@@ -110,6 +129,18 @@ function Coverage:uncovered(keys, fallback, out)
     end
   end
   return out
+end
+
+-- uncovered() with the fallback read from the operator's options.poll_fallback
+-- (on unless set to false): the keys poll() has to ask REST for.
+function Coverage:to_poll(x, keys, out)
+  return self:uncovered(keys, options.flag(x, "poll_fallback"), out)
+end
+
+-- A stream on_close callback: the socket's connection is gone, and with it
+-- what it delivered.
+function Coverage:close_handler()
+  return function(x, conn) self:closed(conn.id) end
 end
 
 return M

@@ -158,6 +158,7 @@ void exchange_reset(struct exchange *ex)
     ex->ws_loops = 0;
     ex->ws_captures_started = 0;
     ex->ws_captures_done = 0;
+    ex->ws_heartbeats_missed = 0;
 }
 
 cJSON *exchange_stats_json(const struct exchange *ex)
@@ -176,6 +177,7 @@ cJSON *exchange_stats_json(const struct exchange *ex)
     cJSON_AddNumberToObject(o, "ws_loops", (double)ex->ws_loops);
     cJSON_AddNumberToObject(o, "ws_captures_started", (double)ex->ws_captures_started);
     cJSON_AddNumberToObject(o, "ws_captures_done", (double)ex->ws_captures_done);
+    cJSON_AddNumberToObject(o, "ws_heartbeats_missed", (double)ex->ws_heartbeats_missed);
     cJSON_AddBoolToObject(o, "stopped", ex->stopped);
     cJSON_AddItemToObject(o, "faults", faults_to_json(&ex->faults));
     cJSON_AddNumberToObject(o, "overrides", (double)ex->n_overrides);

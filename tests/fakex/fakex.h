@@ -69,9 +69,10 @@ struct exchange {
     unsigned long ws_connections;
     unsigned long ws_frames_sent;
     unsigned long ws_client_messages;
-    unsigned long ws_loops; /* captures restarted from loop_from */
-    unsigned long ws_captures_started; /* captures a connection began to play */
-    unsigned long ws_captures_done;    /* of those, played to the end (--once) */
+    unsigned long ws_loops;             /* captures restarted from loop_from */
+    unsigned long ws_captures_started;  /* captures a connection began to play */
+    unsigned long ws_captures_done;     /* of those, played to the end (--once) */
+    unsigned long ws_heartbeats_missed; /* connections closed for a frame left unanswered */
     struct path_count *by_path;
     size_t n_paths;
     struct ws_session *sessions; /* open connections (intrusive list) */

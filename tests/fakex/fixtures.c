@@ -422,6 +422,15 @@ fail:
     return rc;
 }
 
+static void free_conds(struct fixtures_cond *c, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        submatch_key_free(&c[i].key);
+        strset_free(&c[i].values);
+    }
+    free(c);
+}
+
 void fixtures_free(struct fixtures_exchange *ex)
 {
     for (size_t i = 0; i < ex->n_rest; i++) {
@@ -460,6 +469,11 @@ void fixtures_free(struct fixtures_exchange *ex)
         strset_free(&ex->replies[i].values);
         free(ex->replies[i].send);
     }
+    for (size_t i = 0; i < ex->n_expects; i++) {
+        free_conds(ex->expects[i].when, ex->expects[i].n_when);
+        free_conds(ex->expects[i].reply, ex->expects[i].n_reply);
+    }
+    free(ex->expects);
     free(ex->replies);
     free(ex->greeting);
     free(ex->rest);

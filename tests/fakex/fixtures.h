@@ -4,8 +4,9 @@
  * A folder under --fixtures is an exchange when it holds manifest.json (the
  * recorder's table of REST bodies and WebSocket captures) and optionally
  * fakex.json, the sidecar that tells this server how to read the exchange's
- * subscribe messages, which leading capture lines are connection-level, and
- * what to greet a new connection with (format in README.md). Everything is
+ * subscribe messages, which leading capture lines are connection-level,
+ * what to greet a new connection with, whether frames travel gzipped and
+ * which frames the client must answer (format in README.md). Everything is
  * read at startup and immutable afterwards, except the one-time host
  * rewrite once the listening port is known, so lookups hand out borrowed
  * pointers that stay valid until fixtures_free(). Low-level: never logs,
@@ -54,6 +55,41 @@ struct fixtures_ws {
     size_t loop_from;  /* where replay restarts when the capture ends */
 };
 
+/*
+ * A condition on a JSON message: the values `key` selects include one of
+ * `values`, or, with `any`, there is a value at all. In an expect rule's
+ * reply, a value "{{a.b}}" stands for the values the frame that armed the
+ * rule has at a.b (the same id, the same ping number).
+ */
+struct fixtures_cond {
+    struct submatch_key key;
+    struct strset values;
+    int any;
+};
+
+/*
+ * A sidecar "expect" rule: after sending a frame that meets every `when`
+ * condition, the connection must receive a client message meeting every
+ * `reply` condition within within_ms, or it is closed (heartbeats).
+ */
+struct fixtures_expect {
+    struct fixtures_cond *when;
+    size_t n_when;
+    struct fixtures_cond *reply;
+    size_t n_reply;
+    long within_ms;
+};
+
+/* Expect rules per exchange, and the longest answer time one may give. */
+#define FIXTURES_MAX_EXPECTS 16
+#define FIXTURES_MAX_WITHIN_MS (10L * 60 * 1000)
+
+/* How the exchange's WebSocket frames travel (sidecar "compress"). */
+enum fixtures_compress {
+    FIXTURES_COMPRESS_NONE,
+    FIXTURES_COMPRESS_GZIP, /* binary frames holding the gzip of the text */
+};
+
 /* A canned answer to a client message (pings, Binance's SUBSCRIBE ack). */
 struct fixtures_reply {
     struct submatch_key when; /* the message's value at this key ... */
@@ -78,6 +114,9 @@ struct fixtures_exchange {
     size_t n_greeting;
     struct fixtures_reply *replies;
     size_t n_replies;
+    enum fixtures_compress compress;
+    struct fixtures_expect *expects;
+    size_t n_expects;
 };
 
 /*

@@ -11,9 +11,19 @@
  * into sessions, so stall, refuse and stop take effect on the next callback
  * of every connection. Only the one-shot ones (a drop countdown, a garbage
  * or oversize frame) are copied in, by replay_wake and at establishment.
+ *
+ * Every frame the exchange itself sends (greeting, reply, push, capture
+ * line) goes through send_frame, the one place that gzips it for a
+ * "compress" exchange and arms the "expect" rules it triggers; fault frames
+ * are junk by design and go out as they are. Deadlines share the
+ * connection's lws timer with --rate: schedule() sets it to whichever comes
+ * first, and the writeable callback it leads to closes a connection whose
+ * oldest owed answer is late. A stalled exchange reads nothing, so it
+ * forgets what it was owed rather than blaming the client.
  */
 #include "replay.h"
 
+#include "gzip.h"
 #include "core/xalloc.h"
 
 #include <netinet/in.h>
@@ -158,19 +168,72 @@ void replay_established(struct ws_session *s, struct lws *wsi)
     lws_callback_on_writable(wsi);
 }
 
-/* A client text message may earn a canned reply, start captures, or neither. */
+/* Drop owed answer i, keeping the others in order. */
+static void drop_expect(struct ws_session *s, size_t i)
+{
+    expect_pending_free(&s->expects[i]);
+    memmove(&s->expects[i], &s->expects[i + 1], (s->n_expects - i - 1) * sizeof(s->expects[0]));
+    s->n_expects--;
+}
+
+static void forget_expects(struct ws_session *s)
+{
+    while (s->n_expects > 0) {
+        drop_expect(s, s->n_expects - 1);
+    }
+}
+
+/* Owe the answers the frame just sent asks for. A full table arms nothing:
+ * it fills only when a client ignores that many frames within one answer
+ * time, and the oldest of them closes the connection anyway. */
+static void arm_expects(struct ws_session *s, const char *text, size_t len)
+{
+    lws_usec_t now = lws_now_usecs();
+    size_t n = expect_arm(s->ex->fx, text, len, &s->expects[s->n_expects],
+                          REPLAY_MAX_EXPECTS - s->n_expects);
+
+    for (size_t i = s->n_expects; i < s->n_expects + n; i++) {
+        s->expects[i].due_us = now + (lws_usec_t)s->expects[i].rule->within_ms * 1000;
+    }
+    s->n_expects += n;
+}
+
+/* Settle the owed answers a client message gives; how many it settled. */
+static size_t answer_expects(struct ws_session *s, const char *text, size_t len)
+{
+    size_t settled = 0;
+    cJSON *msg;
+
+    if (s->n_expects == 0 || !(msg = cJSON_ParseWithLength(text, len))) {
+        return 0;
+    }
+    for (size_t i = 0; i < s->n_expects;) {
+        if (expect_answers(&s->expects[i], msg)) {
+            drop_expect(s, i);
+            settled++;
+        } else {
+            i++;
+        }
+    }
+    cJSON_Delete(msg);
+    return settled;
+}
+
+/* A client text message may answer a frame, earn a canned reply, start
+ * captures, or none of these. */
 static void handle_text(struct ws_session *s, const char *text, size_t len)
 {
     size_t idx[REPLAY_MAX_STREAMS];
     size_t n = fixtures_ws_for_message(s->ex->fx, text, len, idx, REPLAY_MAX_STREAMS);
     char *reply = fixtures_reply_for(s->ex->fx, text, len);
+    size_t settled = answer_expects(s, text, len);
 
     if (reply) {
         if (queue_frame(s, reply, strlen(reply), 0) != 0) {
             fakex_log("ws #%lu %s: queue full, reply dropped", s->id, s->ex->fx->name);
         }
         free(reply);
-    } else if (n == 0) {
+    } else if (n == 0 && settled == 0) {
         fakex_log("ws #%lu %s: client message matches no capture, ignored: %.200s", s->id,
                   s->ex->fx->name, text);
     }
@@ -225,6 +288,27 @@ static int write_frame(struct ws_session *s, const char *data, size_t len, int b
         return -1;
     }
     return 1;
+}
+
+/* One of the exchange's own frames: gzipped for a "compress" exchange, and
+ * arming the expect rules it triggers once it is out. */
+static int send_frame(struct ws_session *s, const char *data, size_t len, int binary)
+{
+    int rc;
+
+    if (s->ex->fx->compress == FIXTURES_COMPRESS_GZIP) {
+        size_t zlen;
+        unsigned char *z = gzip_compress(data, len, &zlen);
+
+        rc = write_frame(s, (const char *)z, zlen, 1);
+        free(z);
+    } else {
+        rc = write_frame(s, data, len, binary);
+    }
+    if (rc > 0 && s->ex->fx->n_expects > 0) {
+        arm_expects(s, data, len);
+    }
+    return rc;
 }
 
 /* One text frame of exactly n bytes, still valid JSON when n allows. */
@@ -299,7 +383,7 @@ static int send_next(struct ws_session *s)
     }
     if (s->q_head) {
         struct replay_frame *f = s->q_head;
-        int rc = write_frame(s, f->data, f->len, f->binary);
+        int rc = send_frame(s, f->data, f->len, f->binary);
 
         s->q_head = f->next;
         if (!s->q_head) {
@@ -325,31 +409,48 @@ static int send_next(struct ws_session *s)
         s->next_due += interval;
     }
     line = next_line(s, &len);
-    return line ? write_frame(s, line, len, 0) : 0;
+    return line ? send_frame(s, line, len, 0) : 0;
 }
 
-/* Ask for the next callback: at once, after the rate interval, or never. */
+/* The owed answer due first, or NULL when nothing is owed. */
+static const struct expect_pending *first_due(const struct ws_session *s)
+{
+    const struct expect_pending *first = NULL;
+
+    for (size_t i = 0; i < s->n_expects; i++) {
+        if (!first || s->expects[i].due_us < first->due_us) {
+            first = &s->expects[i];
+        }
+    }
+    return first;
+}
+
+/*
+ * Ask for the next callback: at once, or by the timer when the rate
+ * interval ends or an owed answer falls due, whichever is first; or never.
+ */
 static void schedule(struct ws_session *s)
 {
-    lws_usec_t now;
+    const struct expect_pending *owed = first_due(s);
+    lws_usec_t now = lws_now_usecs(), wake = owed ? owed->due_us : 0;
 
     if (s->drop_left == 0 || s->garbage_pending || s->oversize_pending || s->q_head) {
         lws_callback_on_writable(s->wsi);
-        return;
+    } else if (!s->ex->stopped && s->n_streams > 0) {
+        if (s->ctx->opts.rate <= 0 || s->next_due <= now) {
+            lws_callback_on_writable(s->wsi);
+        } else if (wake == 0 || s->next_due < wake) {
+            wake = s->next_due;
+        }
     }
-    if (s->ex->stopped || s->n_streams == 0) {
-        return;
-    }
-    now = lws_now_usecs();
-    if (s->ctx->opts.rate <= 0 || s->next_due <= now) {
-        lws_callback_on_writable(s->wsi);
-    } else {
-        lws_set_timer_usecs(s->wsi, s->next_due - now);
+    if (wake != 0) {
+        lws_set_timer_usecs(s->wsi, wake > now ? wake - now : 1);
     }
 }
 
 int replay_writeable(struct ws_session *s)
 {
+    const struct expect_pending *owed;
     const struct faults *f;
     int rc;
 
@@ -370,6 +471,7 @@ int replay_writeable(struct ws_session *s)
             lws_rx_flow_control(s->wsi, 0);
             s->rx_paused = 1;
         }
+        forget_expects(s);
         return 0;
     }
     if (s->rx_paused) {
@@ -380,6 +482,18 @@ int replay_writeable(struct ws_session *s)
         fakex_log("ws #%lu %s: closing (ws_drop_after)", s->id, s->ex->fx->name);
         s->closing = 1;
         lws_close_reason(s->wsi, LWS_CLOSE_STATUS_GOINGAWAY, (unsigned char *)"fakex drop", 10);
+        return -1;
+    }
+    owed = first_due(s);
+    if (owed && owed->due_us <= lws_now_usecs()) {
+        static const char why[] = "heartbeat not answered";
+
+        fakex_log("ws #%lu %s: closing (1008), a frame was not answered within %ld ms", s->id,
+                  s->ex->fx->name, owed->rule->within_ms);
+        s->ex->ws_heartbeats_missed++;
+        s->closing = 1;
+        lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, (unsigned char *)why,
+                         sizeof(why) - 1);
         return -1;
     }
     /* Corked, a batch leaves in full segments: one loopback transmit, and
@@ -429,6 +543,7 @@ void replay_closed(struct ws_session *s)
     s->q_count = s->q_bytes = 0;
     free(s->rx);
     s->rx = NULL;
+    forget_expects(s);
 }
 
 size_t replay_push(struct exchange *ex, const char *text, size_t len, size_t *dropped)

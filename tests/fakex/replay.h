@@ -9,7 +9,10 @@
  * the active captures, round-robin, one frame per writeable callback and at
  * most --rate frames per second. Captures loop from their first data line.
  * Nothing is written unless lws says the socket is writeable, and the push
- * queue is capped, so a slow client costs bounded memory.
+ * queue is capped, so a slow client costs bounded memory. An exchange with
+ * "compress": "gzip" sends each of those frames as binary gzip; one with
+ * "expect" rules closes a connection (1008) that leaves a frame unanswered
+ * past its deadline, which the connection's one lws timer also watches.
  *
  * Single-threaded: called from the lws protocol callback only, except the
  * replay_push/replay_wake helpers, which the control API calls on the same
@@ -18,6 +21,7 @@
 #ifndef FAKEX_REPLAY_H
 #define FAKEX_REPLAY_H
 
+#include "expect.h"
 #include "fakex.h"
 
 #include <libwebsockets.h>
@@ -30,6 +34,8 @@
 #define REPLAY_MAX_QUEUE_BYTES ((size_t)16 << 20)
 /* A client message larger than this is ignored (and logged). */
 #define REPLAY_MAX_RX ((size_t)256 << 10)
+/* Answers one connection may owe at once; frames arming more arm nothing. */
+#define REPLAY_MAX_EXPECTS 16
 
 struct replay_frame {
     struct replay_frame *next;
@@ -69,6 +75,8 @@ struct ws_session {
     int garbage_pending;  /* 2: text then binary to send, 1: binary */
     long oversize_pending;
     lws_usec_t next_due; /* when --rate allows the next replay frame */
+    struct expect_pending expects[REPLAY_MAX_EXPECTS]; /* answers owed, oldest first */
+    size_t n_expects;
 };
 
 /*

@@ -130,10 +130,124 @@ static int parse_replies(struct fixtures_exchange *ex, const cJSON *list, char *
     return 0;
 }
 
+/* One expect condition: {"path": ..., "regex": ..., "values": [...]}. */
+static int parse_cond(struct fixtures_cond *c, const cJSON *spec, char *err, size_t errlen)
+{
+    static const char *const known[] = {"path", "regex", "values"};
+    const cJSON *item, *values;
+
+    if (!cJSON_IsObject(spec)) {
+        snprintf(err, errlen, "fakex.json: an expect condition must be an object");
+        return -1;
+    }
+    cJSON_ArrayForEach(item, spec)
+    {
+        if (!known_key(item->string, known, sizeof(known) / sizeof(known[0]))) {
+            snprintf(err, errlen, "fakex.json: unknown key \"%s\" in an expect condition",
+                     item->string);
+            return -1;
+        }
+    }
+    if (parse_key(spec, &c->key, err, errlen) != 0) {
+        return -1;
+    }
+    values = cJSON_GetObjectItemCaseSensitive(spec, "values");
+    c->any = values == NULL;
+    if (values && !cJSON_IsArray(values)) {
+        snprintf(err, errlen, "fakex.json: expect \"values\" must be a list of strings");
+        return -1;
+    }
+    cJSON_ArrayForEach(item, values)
+    {
+        if (!cJSON_IsString(item)) {
+            snprintf(err, errlen, "fakex.json: expect \"values\" must be a list of strings");
+            return -1;
+        }
+        strset_add(&c->values, item->valuestring);
+    }
+    return 0;
+}
+
+/* "when" or "reply": one condition or a non-empty list, all of which must hold. */
+static int parse_conds(struct fixtures_cond **out, size_t *n, const cJSON *spec, const char *what,
+                       char *err, size_t errlen)
+{
+    int count = cJSON_IsArray(spec) ? cJSON_GetArraySize(spec) : 1;
+
+    if (!cJSON_IsObject(spec) && !(cJSON_IsArray(spec) && count > 0)) {
+        snprintf(err, errlen, "fakex.json: an expect rule needs \"%s\": a condition or a list",
+                 what);
+        return -1;
+    }
+    *out = xcalloc((size_t)count, sizeof(**out));
+    for (int i = 0; i < count; i++) {
+        /* Counted first: fixtures_free frees a half-parsed (zeroed) one too. */
+        (*n)++;
+        if (parse_cond(&(*out)[i], cJSON_IsArray(spec) ? cJSON_GetArrayItem(spec, i) : spec, err,
+                       errlen) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int parse_expects(struct fixtures_exchange *ex, const cJSON *list, char *err, size_t errlen)
+{
+    static const char *const known[] = {"when", "reply", "within_ms"};
+    const cJSON *item, *key, *within;
+
+    if (!cJSON_IsArray(list) || cJSON_GetArraySize(list) > FIXTURES_MAX_EXPECTS) {
+        snprintf(err, errlen, "fakex.json: \"expect\" must be a list of at most %d rules",
+                 FIXTURES_MAX_EXPECTS);
+        return -1;
+    }
+    ex->expects = xcalloc((size_t)cJSON_GetArraySize(list) + 1, sizeof(*ex->expects));
+    cJSON_ArrayForEach(item, list)
+    {
+        struct fixtures_expect *e = &ex->expects[ex->n_expects++];
+        const cJSON *rule = cJSON_IsObject(item) ? item : NULL;
+
+        cJSON_ArrayForEach(key, rule)
+        {
+            if (!known_key(key->string, known, sizeof(known) / sizeof(known[0]))) {
+                snprintf(err, errlen, "fakex.json: unknown key \"%s\" in an expect rule",
+                         key->string);
+                return -1;
+            }
+        }
+        within = cJSON_GetObjectItemCaseSensitive(item, "within_ms");
+        if (!cJSON_IsNumber(within) || within->valuedouble < 1 ||
+            within->valuedouble > FIXTURES_MAX_WITHIN_MS) {
+            snprintf(err, errlen, "fakex.json: an expect rule needs \"within_ms\" from 1 to %ld",
+                     FIXTURES_MAX_WITHIN_MS);
+            return -1;
+        }
+        e->within_ms = (long)within->valuedouble;
+        if (parse_conds(&e->when, &e->n_when, cJSON_GetObjectItemCaseSensitive(item, "when"),
+                        "when", err, errlen) != 0 ||
+            parse_conds(&e->reply, &e->n_reply, cJSON_GetObjectItemCaseSensitive(item, "reply"),
+                        "reply", err, errlen) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int parse_compress(struct fixtures_exchange *ex, const cJSON *v, char *err, size_t errlen)
+{
+    if (!cJSON_IsString(v) || strcmp(v->valuestring, "gzip") != 0) {
+        snprintf(err, errlen, "fakex.json: \"compress\" must be \"gzip\"");
+        return -1;
+    }
+    ex->compress = FIXTURES_COMPRESS_GZIP;
+    return 0;
+}
+
 static int check_top_keys(const cJSON *sidecar, char *err, size_t errlen)
 {
     static const char *const known[] = {"operation", "channel", "url_streams", "loop_skip",
-                                        "greeting",  "replies", "hosts",       "files"};
+                                        "greeting",  "replies", "hosts",       "files",
+                                        "compress",  "expect"};
     const cJSON *item;
 
     if (!cJSON_IsObject(sidecar)) {
@@ -182,6 +296,14 @@ int sidecar_apply(struct fixtures_exchange *ex, const cJSON *sidecar, struct sid
     }
     item = cJSON_GetObjectItemCaseSensitive(sidecar, "replies");
     if (item && parse_replies(ex, item, err, errlen) != 0) {
+        return -1;
+    }
+    item = cJSON_GetObjectItemCaseSensitive(sidecar, "expect");
+    if (item && parse_expects(ex, item, err, errlen) != 0) {
+        return -1;
+    }
+    item = cJSON_GetObjectItemCaseSensitive(sidecar, "compress");
+    if (item && parse_compress(ex, item, err, errlen) != 0) {
         return -1;
     }
     cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(sidecar, "greeting"))

@@ -10,6 +10,7 @@ generous lower bounds, so a slow (ASan) build cannot make them flaky.
 """
 
 import asyncio
+import gzip
 import json
 import os
 import signal
@@ -55,12 +56,12 @@ HTTP = session()
 class Fakex:
     """One running fakex process."""
 
-    def __init__(self, tmp: Path, *args: str, scheme: str = "http"):
+    def __init__(self, tmp: Path, *args: str, scheme: str = "http", fixtures: Path = FIXTURES):
         self.tmp = tmp
         self.port_file = tmp / "port"
         self.log_path = tmp / "fakex.log"
         self.log = open(self.log_path, "wb")
-        cmd = [FAKEX_BIN, "--fixtures", str(FIXTURES), "--port-file", str(self.port_file), *args]
+        cmd = [FAKEX_BIN, "--fixtures", str(fixtures), "--port-file", str(self.port_file), *args]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         self.port = self._wait_port()
         self.http = f"{scheme}://127.0.0.1:{self.port}"
@@ -344,6 +345,84 @@ def test_ws_coinbase_ticker(fx):
         assert all(json.loads(m)["type"] in ("ticker", "subscriptions") for m in got)
 
     run(go())
+
+
+def test_ws_htx_frames_are_gzip_and_pings_answered(fx):
+    lines = fixture_lines("htx", "ws_market_depth_step0.jsonl")
+    ping = next(i for i, ln in enumerate(lines) if ln.startswith('{"ping":'))
+
+    async def go():
+        async with connect(f"{fx.ws}/htx/ws") as ws:
+            await ws.send(json.dumps({"sub": "market.btcusdt.depth.step0", "id": "btcusdt"}))
+            got = await recv_n(ws, ping + 1)
+            assert all(isinstance(m, bytes) for m in got)  # compress rule: binary frames
+            assert [gzip.decompress(m).decode() for m in got] == lines[:ping + 1]
+            await ws.send(json.dumps({"pong": json.loads(lines[ping])["ping"]}))
+            fx.ctl("htx", "stop")
+            await drain(ws)
+            fx.ctl("htx", "push", {"ws": {"ping": 42}})  # pushes are gzipped too
+            assert json.loads(gzip.decompress(await recv(ws))) == {"ping": 42}
+            await ws.send('{"pong":42}')
+            fx.ctl("htx", "resume")
+            assert gzip.decompress(await recv(ws)).decode() in lines
+
+    run(go())
+    st = fx.stats("htx")
+    assert st["ws_heartbeats_missed"] == 0 and st["ws_client_messages"] == 3
+    assert "htx: client message matches no capture" not in fx.text()  # pongs answer pings
+
+
+HEARTBEAT_MS = int(1000 * SCALE)  # long enough for a loaded (ASan) machine to answer
+
+
+def heartbeat_exchange(root: Path) -> Path:
+    """A throwaway exchange "hb" whose heartbeats must be answered within HEARTBEAT_MS."""
+    (root / "hb").mkdir(parents=True)
+    (root / "hb" / "manifest.json").write_text('{"rest":[],"ws":[]}')
+    (root / "hb" / "fakex.json").write_text(json.dumps({"expect": [{
+        "when": {"path": "method", "values": ["public/heartbeat"]},
+        "reply": [{"path": "method", "values": ["public/respond-heartbeat"]},
+                  {"path": "id", "values": ["{{id}}"]}],
+        "within_ms": HEARTBEAT_MS}]}))
+    return root
+
+
+def test_expect_rule_closes_unanswered_connections(tmp_path):
+    server = Fakex(tmp_path, fixtures=heartbeat_exchange(tmp_path / "fixtures"))
+
+    def beat(n):
+        server.ctl("hb", "push", {"ws": {"id": n, "method": "public/heartbeat", "code": 0}})
+
+    async def closed_by_server(ws):
+        with pytest.raises(websockets.exceptions.ConnectionClosed) as info:
+            await recv(ws)
+        return info.value.rcvd
+
+    async def go():
+        async with connect(f"{server.ws}/hb") as ws:
+            for n in (1, 2, 3):  # answered, with the same id: the connection stays
+                beat(n)
+                assert json.loads(await recv(ws))["id"] == n
+                await ws.send(json.dumps({"id": n, "method": "public/respond-heartbeat"}))
+            await silent(ws, 3 * HEARTBEAT_MS / 1000)
+            assert server.stats("hb")["ws_open"] == 1
+            beat(4)
+            await recv(ws)
+            await ws.send(json.dumps({"id": 5, "method": "public/respond-heartbeat"}))
+            close = await closed_by_server(ws)  # another id answers nothing
+            assert (close.code, close.reason) == (1008, "heartbeat not answered")
+        async with connect(f"{server.ws}/hb") as ws:
+            beat(6)
+            await recv(ws)
+            assert (await closed_by_server(ws)).code == 1008  # not answered at all
+
+    try:
+        run(go())
+        st = server.stats("hb")
+        assert st["ws_heartbeats_missed"] == 2 and st["ws_connections"] == 2
+        assert f"not answered within {HEARTBEAT_MS} ms" in server.text()
+    finally:
+        server.assert_clean_exit()
 
 
 def test_ws_unknown_exchange_refused(fx):

@@ -2,13 +2,16 @@
  * fakex fixtures: the fake exchange's pure parts, without sockets.
  *
  * Query decoding and matching, host rewriting, subscribe matching on parsed
- * JSON, URL-selected streams, loop points and fault validation, checked
- * against the real fixture folders in tests/fixtures (FAKEX_FIXTURES) plus a
- * few throwaway folders for loader errors.
+ * JSON, URL-selected streams, loop points, fault validation, gzip frames
+ * (against HTX's real ones) and expect rules, checked against the real
+ * fixture folders in tests/fixtures (FAKEX_FIXTURES) plus a few throwaway
+ * folders for loader errors.
  */
 #include "check.h"
+#include "expect.h"
 #include "faults.h"
 #include "fixtures.h"
+#include "gzip.h"
 #include "query.h"
 #include "rewrite.h"
 #include "submatch.h"
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #ifndef FAKEX_DEFAULT_FIXTURES
 #define FAKEX_DEFAULT_FIXTURES "tests/fixtures"
@@ -364,6 +368,163 @@ static void test_faults(void)
     CHECK_INT_EQ(faults_apply(&f, NULL, &ev, err, sizeof(err)), -1);
 }
 
+/* Standard base64 of one line into `out` (room for 3/4 of its length);
+ * the decoded length, or -1 on a bad character. */
+static long unbase64(const char *in, unsigned char *out)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned long acc = 0;
+    long n = 0;
+    int bits = 0;
+
+    for (; *in && *in != '=' && *in != '\n'; in++) {
+        const char *p = strchr(abc, *in);
+
+        if (!p) {
+            return -1;
+        }
+        acc = (acc << 6) | (unsigned long)(p - abc);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return n;
+}
+
+/* gunzip `len` bytes into `out` (NUL-terminated); the text length or -1. */
+static long gunzip(const unsigned char *in, size_t len, char *out, size_t cap)
+{
+    z_stream z = {0};
+    long n = -1;
+
+    if (inflateInit2(&z, 15 + 16) != Z_OK) {
+        return -1;
+    }
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)len;
+    z.next_out = (Bytef *)out;
+    z.avail_out = (uInt)(cap - 1);
+    if (inflate(&z, Z_FINISH) == Z_STREAM_END) {
+        n = (long)z.total_out;
+        out[n] = '\0';
+    }
+    inflateEnd(&z);
+    return n;
+}
+
+/*
+ * HTX's real frames (ws_raw_gzip_frames.b64, the first frames of the
+ * recorded connection): gunzipped, the first one is the capture's first
+ * line; gzipped again by fakex, each is the recorded frame byte for byte.
+ */
+static void test_gzip_htx_frames(void)
+{
+    static unsigned char raw[64 * 1024];
+    static char text[512 * 1024], line[128 * 1024];
+    struct fixtures_exchange ex;
+    char path[1024];
+    int frames = 0;
+    FILE *f;
+
+    snprintf(path, sizeof(path), "%s/htx/ws_raw_gzip_frames.b64", fixtures_root());
+    f = fopen(path, "r");
+    if (!f || load(&ex, "htx") != 0) {
+        CHECK(0);
+        if (f) {
+            fclose(f);
+        }
+        return;
+    }
+    CHECK_INT_EQ(ex.compress, FIXTURES_COMPRESS_GZIP);
+    while (fgets(line, sizeof(line), f)) {
+        long n = unbase64(line, raw), t = n > 0 ? gunzip(raw, (size_t)n, text, sizeof(text)) : -1;
+        size_t zlen = 0;
+        unsigned char *z = t >= 0 ? gzip_compress(text, (size_t)t, &zlen) : NULL;
+
+        CHECK(t > 0);
+        CHECK_INT_EQ(zlen, n);
+        CHECK(z && (long)zlen == n && memcmp(z, raw, zlen) == 0);
+        if (frames == 0 && t > 0) {
+            for (size_t i = 0; i < ex.n_ws; i++) {
+                if (strcmp(ex.ws[i].file, "ws_market_depth_step0.jsonl") == 0) {
+                    CHECK_INT_EQ(ex.ws[i].lines[0].len, t);
+                    CHECK(memcmp(ex.ws[i].data + ex.ws[i].lines[0].off, text, (size_t)t) == 0);
+                }
+            }
+        }
+        free(z);
+        frames++;
+    }
+    fclose(f);
+    CHECK(frames >= 2);
+    fixtures_free(&ex);
+}
+
+/* How many rules a frame arms; *p gets the first (the caller frees it). */
+static size_t arm(const struct fixtures_exchange *ex, const char *frame, struct expect_pending *p)
+{
+    struct expect_pending all[FIXTURES_MAX_EXPECTS];
+    size_t n = expect_arm(ex, frame, strlen(frame), all, FIXTURES_MAX_EXPECTS);
+
+    for (size_t i = 1; i < n; i++) {
+        expect_pending_free(&all[i]);
+    }
+    if (n > 0) {
+        *p = all[0];
+    }
+    return n;
+}
+
+static int answers(const struct expect_pending *p, const char *msg)
+{
+    cJSON *m = cJSON_Parse(msg);
+    int ok = m && expect_answers(p, m);
+
+    cJSON_Delete(m);
+    return ok;
+}
+
+/* Crypto.com's heartbeat wants its own id back; HTX's ping its number. */
+static void test_expect_rules(void)
+{
+    struct fixtures_exchange ex;
+    struct expect_pending p;
+
+    if (load(&ex, "cryptocom") != 0) {
+        CHECK(0);
+        return;
+    }
+    CHECK_INT_EQ(ex.compress, FIXTURES_COMPRESS_NONE);
+    CHECK_INT_EQ(ex.n_expects, 1);
+    CHECK_INT_EQ(ex.expects[0].within_ms, 5000);
+    CHECK_INT_EQ(arm(&ex, "{\"id\":-1,\"method\":\"subscribe\",\"code\":0}", &p), 0);
+    CHECK_INT_EQ(arm(&ex, "not json", &p), 0);
+    CHECK_INT_EQ(arm(&ex, "{\"id\":1587523073344,\"method\":\"public/heartbeat\",\"code\":0}", &p),
+                 1);
+    CHECK(answers(&p, "{\"id\":1587523073344,\"method\":\"public/respond-heartbeat\"}"));
+    CHECK(answers(&p, "{\"method\":\"public/respond-heartbeat\",\"id\":1.587523073344e12}"));
+    CHECK(!answers(&p, "{\"id\":1587523073345,\"method\":\"public/respond-heartbeat\"}"));
+    CHECK(!answers(&p, "{\"id\":1587523073344,\"method\":\"public/heartbeat\"}"));
+    CHECK(!answers(&p, "{\"method\":\"public/respond-heartbeat\"}"));
+    expect_pending_free(&p);
+    fixtures_free(&ex);
+
+    if (load(&ex, "htx") != 0) {
+        CHECK(0);
+        return;
+    }
+    CHECK_INT_EQ(arm(&ex, "{\"ping\":1618678073643}", &p), 1);
+    CHECK(answers(&p, "{\"pong\":1618678073643}"));
+    CHECK(!answers(&p, "{\"pong\":1618678073642}"));
+    CHECK(!answers(&p, "{\"ping\":1618678073643}"));
+    expect_pending_free(&p);
+    CHECK_INT_EQ(arm(&ex, "{\"id\":1,\"status\":\"ok\",\"subbed\":\"market.a.depth.step0\"}", &p),
+                 0);
+    fixtures_free(&ex);
+}
+
 /* Write `text` to dir/name. */
 static void put(const char *dir, const char *name, const char *text)
 {
@@ -408,6 +569,36 @@ static void test_loader_errors(void)
     put(dir, "manifest.json", "{\"rest\":[{\"path\":\"/a\",\"file\":\"a.json\"}]}");
     CHECK_INT_EQ(fixtures_load(&ex, dir, "x", err, sizeof(err)), 0);
     fixtures_free(&ex);
+    put(dir, "fakex.json", "{\"compress\":\"zip\"}");
+    CHECK_INT_EQ(fixtures_load(&ex, dir, "x", err, sizeof(err)), -1);
+    CHECK(strstr(err, "compress") != NULL);
+    put(dir, "fakex.json",
+        "{\"expect\":[{\"when\":{\"path\":\"ping\"},\"reply\":{\"path\":"
+        "\"pong\"},\"within_ms\":0}]}");
+    CHECK_INT_EQ(fixtures_load(&ex, dir, "x", err, sizeof(err)), -1);
+    CHECK(strstr(err, "within_ms") != NULL);
+    put(dir, "fakex.json", "{\"expect\":[{\"when\":{\"path\":\"ping\"},\"within_ms\":10}]}");
+    CHECK_INT_EQ(fixtures_load(&ex, dir, "x", err, sizeof(err)), -1);
+    CHECK(strstr(err, "reply") != NULL);
+    put(dir, "fakex.json",
+        "{\"expect\":[{\"when\":{\"path\":\"ping\",\"valuse\":[\"1\"]},"
+        "\"reply\":{\"path\":\"pong\"},\"within_ms\":10}]}");
+    CHECK_INT_EQ(fixtures_load(&ex, dir, "x", err, sizeof(err)), -1);
+    CHECK(strstr(err, "valuse") != NULL);
+    put(dir, "fakex.json",
+        "{\"expect\":[{\"when\":[{\"path\":\"a\",\"values\":[1]}],"
+        "\"reply\":{\"path\":\"b\"},\"within_ms\":10}]}");
+    CHECK_INT_EQ(fixtures_load(&ex, dir, "x", err, sizeof(err)), -1);
+    CHECK(strstr(err, "strings") != NULL);
+    put(dir, "fakex.json",
+        "{\"compress\":\"gzip\",\"expect\":[{\"_why\":\"x\",\"when\":[{"
+        "\"path\":\"a\",\"values\":[\"1\"]},{\"path\":\"b\"}],\"reply\":"
+        "{\"path\":\"c\",\"regex\":\"^(x)\"},\"within_ms\":600000}]}");
+    CHECK_INT_EQ(fixtures_load(&ex, dir, "x", err, sizeof(err)), 0);
+    CHECK_INT_EQ(ex.n_expects, 1);
+    CHECK_INT_EQ(ex.expects[0].n_when, 2);
+    CHECK(ex.expects[0].reply[0].any);
+    fixtures_free(&ex);
     CHECK_INT_EQ(fixtures_scan(dir, &all, &n, err, sizeof(err)), -1);
     for (const char *f = "manifest.json\0a.json\0fakex.json\0"; *f; f += strlen(f) + 1) {
         snprintf(path, sizeof(path), "%s/%s", dir, f);
@@ -435,6 +626,8 @@ int main(void)
     test_replies();
     test_submatch_paths();
     test_faults();
+    test_gzip_htx_frames();
+    test_expect_rules();
     test_loader_errors();
     return CHECK_DONE();
 }

@@ -83,6 +83,34 @@ class Service:
         return self.proc.returncode
 
 
+def operator_names():
+    """Every operator file in operators/ (found, never listed by hand)."""
+    return sorted(f[:-4] for f in os.listdir(os.path.join(SOURCE, "operators"))
+                  if f.endswith(".lua"))
+
+
+# The operators a default test service runs: BTC_USDT then has exactly two
+# sources. Every other operator file is configured too, disabled: none may
+# run with its real exchange host (replay_url points them all at the fake
+# exchange anyway).
+DEFAULT_OPERATORS = ("binance", "kraken")
+
+
+def operators_config(enabled=DEFAULT_OPERATORS, fields=None):
+    """`operators = {...}`: `enabled` run (with `fields[name]`, Lua source
+    per key; default the replay allow-list BTC_USDT), the others disabled."""
+    fields = fields or {}
+    rows = []
+    for name in sorted(set(operator_names()) | set(enabled) | set(fields)):
+        if name in enabled:
+            f = {"pairs": '{ "BTC_USDT" }'}
+            f.update(fields.get(name, {}))
+        else:
+            f = {"enabled": "false"}
+        rows.append(f"    {name} = {{ " + ", ".join(f"{k} = {v}" for k, v in f.items()) + " },")
+    return "{\n" + "\n".join(rows) + "\n  }"
+
+
 def _config_text(fakex_url, tmp_path, overrides):
     fields = {
         "listen": '"127.0.0.1:0"',
@@ -90,21 +118,14 @@ def _config_text(fakex_url, tmp_path, overrides):
         "tokens": f'{{ "{TOKEN}" }}',
         "admin_tokens": f'{{ "{ADMIN_TOKEN}" }}',
         "operators_dir": f'"{SOURCE}/operators"',
+        "replay_url": f'"{fakex_url}"',
         "log_level": '"debug"',
     }
     fields.update(overrides)
-    ops = "\n".join(
-        f'    {name} = {{ rest = fx .. "/{name}", ws = fxws .. "/{name}", pairs = {{ "BTC_USDT" }} }},'
-        for name in ("binance", "kraken"))
-    # Every operator in operators/ is configured: one left out would use its
-    # real exchange host. coinbase is disabled so BTC_USDT has exactly two
-    # sources in these tests.
-    ops += '\n    coinbase = { enabled = false, rest = fx .. "/coinbase", ws = fxws .. "/coinbase" },'
     if "operators" not in fields:
-        fields["operators"] = "{\n" + ops + "\n  }"
+        fields["operators"] = operators_config()
     body = ",\n".join(f"  {k} = {v}" for k, v in fields.items())
-    return (f'local fx = "{fakex_url}"\nlocal fxws = "ws" .. string.sub(fx, 5)\n'
-            f"return {{\n{body}\n}}\n")
+    return f"return {{\n{body}\n}}\n"
 
 
 @pytest.fixture

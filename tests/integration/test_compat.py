@@ -27,7 +27,7 @@ import time
 import pytest
 import requests
 
-from conftest import SOURCE, fakex_control, wait_until
+from conftest import SOURCE, fakex_control, operators_config, wait_until
 
 GOLDEN_DIR = os.path.join(SOURCE, "tests", "compat")
 OPERATORS_DIR = os.path.join(SOURCE, "tests", "operators")
@@ -158,14 +158,9 @@ def exchanges_listed(service, pair="BTC_USDT"):
     return [e["exchange"] for p in r.json()["result"] for e in p["exchanges"]]
 
 
-def op_entry(name, extra=""):
-    return (f'{name} = {{ rest = fx .. "/{name}", ws = fxws .. "/{name}", '
-            f'pairs = {{ "BTC_USDT" }}{extra} }}')
-
-
-def start(make_service, kraken_extra=""):
+def start(make_service, kraken_extra=None):
     """A service on the replay data with binance and kraken only."""
-    ops = "{ " + op_entry("binance") + ", " + op_entry("kraken", kraken_extra) + " }"
+    ops = operators_config(fields={"kraken": kraken_extra or {}})
     t0 = time.time()
     svc = make_service(operators=ops)
     return svc, t0
@@ -192,7 +187,7 @@ def test_compat_golden(make_service):
 
 def test_compat_golden_stale(make_service):
     # kraken polls once, then its ticker turns stale after 1 s and stays so.
-    service, t0 = start(make_service, ", stale_after_ms = 1000, poll_every = 3600")
+    service, t0 = start(make_service, {"stale_after_ms": "1000", "poll_every": "3600"})
 
     def kraken_stale():
         try:

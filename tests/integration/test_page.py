@@ -28,7 +28,7 @@ import time
 import pytest
 import requests
 
-from conftest import ADMIN_TOKEN, FACTOR, SOURCE, fakex_control, wait_until
+from conftest import ADMIN_TOKEN, FACTOR, SOURCE, fakex_control, operators_config, wait_until
 
 CHROMIUM = os.environ.get("RX_CHROMIUM", "/usr/bin/chromium")
 PLAYWRIGHT = os.environ.get("RX_PLAYWRIGHT_CORE",
@@ -36,12 +36,10 @@ PLAYWRIGHT = os.environ.get("RX_PLAYWRIGHT_CORE",
 SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "page_test.js")
 SCREENSHOT = os.path.join(SOURCE, "tests/artifacts/page.png")
 
-OPERATORS = """{
-    binance = { rest = fx .. "/binance", ws = fxws .. "/binance", pairs = { "BTC_USDT" },
-                poll_every = 0.2, budget = { requests = 100000, per = 1 } },
-    kraken = { rest = fx .. "/kraken", ws = fxws .. "/kraken", pairs = { "BTC_USDT" },
-               stale_after_ms = 600000 },
-  }"""
+OPERATORS = operators_config(fields={
+    "binance": {"poll_every": "0.2", "budget": "{ requests = 100000, per = 1 }"},
+    "kraken": {"stale_after_ms": "600000"},
+})
 
 BOOK_TICKER = {"method": "GET", "path": "/api/v3/ticker/bookTicker", "query": "symbol=BTCUSDT"}
 

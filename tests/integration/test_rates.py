@@ -15,7 +15,7 @@ from decimal import Decimal
 import pytest
 import requests
 
-from conftest import SOURCE, fakex_control, wait_until
+from conftest import SOURCE, fakex_control, operators_config, wait_until
 
 EXPECTED = os.path.join(SOURCE, "tests", "operators")
 TICKER_KEYS = ["exchange", "pair", "symbol", "bid", "ask", "bid_size", "ask_size", "last",
@@ -84,12 +84,9 @@ def wait_pair(service, pair, exchanges, **params):
     return last["body"]
 
 
-def all_operators(fields=""):
+def all_operators(fields=None):
     """An operators table: Binance without allow-list (all symbols), Kraken on BTC_USDT."""
-    return ("{\n"
-            f'    binance = {{ rest = fx .. "/binance", ws = fxws .. "/binance" {fields} }},\n'
-            f'    kraken = {{ rest = fx .. "/kraken", ws = fxws .. "/kraken", pairs = {{ "BTC_USDT" }} }},\n'
-            "  }")
+    return operators_config(fields={"binance": dict({"pairs": "{}"}, **(fields or {}))})
 
 
 @pytest.fixture
@@ -248,11 +245,7 @@ def test_max_age(both):
 def test_stale_exclude(make_service, fakex_url):
     """Binance stops delivering (its REST answers 500) and goes stale after the
     global 1 s; Kraken's own override keeps it fresh for a minute."""
-    ops = ("{\n"
-           '    binance = { rest = fx .. "/binance", ws = fxws .. "/binance", pairs = { "BTC_USDT" } },\n'
-           '    kraken = { rest = fx .. "/kraken", ws = fxws .. "/kraken", pairs = { "BTC_USDT" },'
-           " stale_after_ms = 600000 },\n"
-           "  }")
+    ops = operators_config(fields={"kraken": {"stale_after_ms": "600000"}})
     svc = make_service(stale_after_ms="1000", operators=ops)
     try:
         wait_pair(svc, "BTC_USDT", ["binance", "kraken"])

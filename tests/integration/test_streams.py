@@ -18,7 +18,7 @@ import time
 import pytest
 import requests
 
-from conftest import BUILD, FACTOR, SOURCE, fakex_control, wait_until
+from conftest import BUILD, FACTOR, SOURCE, fakex_control, operators_config, wait_until
 
 EXPECTED = os.path.join(SOURCE, "tests", "operators")
 FIELDS = ("symbol", "bid", "ask", "bid_size", "ask_size", "last", "volume", "ts")
@@ -52,19 +52,21 @@ def private_fakex(tmp_path):
         proc.wait(timeout=30)
 
 
+STREAMING = ("binance", "kraken", "coinbase")
+
+
 def stream_operators(url, extra=None):
-    """Every operator on the given fake exchange, no allow-lists, no REST
-    fallback for streamed pairs (DESIGN 6)."""
+    """The streaming operators on the given fake exchange, no allow-lists, no
+    REST fallback for streamed pairs (DESIGN 6); every other one disabled."""
     extra = extra or {}
     ws = "ws" + url[4:]
-    rows = []
-    for name in ("binance", "kraken", "coinbase"):
-        fields = {"rest": f'"{url}/{name}"', "ws": f'"{ws}/{name}"', "pairs": "{}"}
+    fields = {}
+    for name in STREAMING:
+        fields[name] = {"rest": f'"{url}/{name}"', "ws": f'"{ws}/{name}"', "pairs": "{}"}
         if name != "binance":
-            fields["options"] = "{ poll_fallback = false }"
-        fields.update(extra.get(name, {}))
-        rows.append(f"    {name} = {{ " + ", ".join(f"{k} = {v}" for k, v in fields.items()) + " },")
-    return "{\n" + "\n".join(rows) + "\n  }"
+            fields[name]["options"] = "{ poll_fallback = false }"
+        fields[name].update(extra.get(name, {}))
+    return operators_config(enabled=STREAMING, fields=fields)
 
 
 def get(service, path, **params):

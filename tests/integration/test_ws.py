@@ -18,13 +18,10 @@ import pytest
 import requests
 import websockets
 
-from conftest import FACTOR, TOKEN, fakex_control, wait_until
+from conftest import FACTOR, TOKEN, fakex_control, operators_config, wait_until
 
-FAST_OPERATORS = """{
-    binance = { rest = fx .. "/binance", ws = fxws .. "/binance", pairs = { "BTC_USDT" },
-                poll_every = 0.1, budget = { requests = 100000, per = 1 } },
-    kraken = { rest = fx .. "/kraken", ws = fxws .. "/kraken", pairs = { "BTC_USDT" } },
-  }"""
+FAST_OPERATORS = operators_config(fields={
+    "binance": {"poll_every": "0.1", "budget": "{ requests = 100000, per = 1 }"}})
 UPGRADE = ("Upgrade: websocket\r\nConnection: Upgrade\r\n"
            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
 
