@@ -139,6 +139,9 @@ enum rest_match rest_route_match(const char *method, const char *raw_path, size_
         allow[0] = '\0';
     }
     for (size_t i = 0; i < N_ROUTES; i++) {
+        /* path_matches writes only a {..} segment: a route without one must
+         * not hand on what an earlier attempt (or the stack) left here. */
+        scratch[0] = '\0';
         if (!path_matches(routes[i].pattern, raw_path, path_len, scratch)) {
             continue;
         }
