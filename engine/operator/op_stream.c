@@ -43,6 +43,7 @@ struct op_stream {
     int index;    /* 1-based, for logs */
     int conn_ref; /* the entry connections() returned */
     int ws_ref;   /* the `ws` userdata of the open connection, or LUA_NOREF */
+    char *url;    /* as connections() gave it, for logs and the traffic tap */
     struct ws_conn *conn;
     struct loop_timer *retry;
     struct loop_timer *watch; /* idle check and JSON pings */
@@ -51,6 +52,7 @@ struct op_stream {
     unsigned message_failures; /* on_message calls in a row that failed */
     bool delivered;            /* on_message succeeded on this connection */
     bool closed_for_failures;  /* we closed it: on_message kept failing */
+    bool carried;              /* an on_message of this version emitted */
     uint64_t last_message_ms; /* loop time */
     uint64_t last_ping_ms;
     uint64_t dropped_seen; /* the connection's oversize count already added */
@@ -161,7 +163,7 @@ static void on_ws_open(struct ws_conn *conn, void *data)
     struct op_stream *s = data;
     struct operator *op = s->op;
 
-    op_ws_push(op->L, conn);
+    op_ws_push(op->L, op, conn);
     s->ws_ref = luaL_ref(op->L, LUA_REGISTRYINDEX);
     s->delivered = false;
     s->dropped_seen = 0;
@@ -192,6 +194,11 @@ static void on_ws_message(struct ws_conn *conn, const char *msg, size_t len, boo
 
     s->last_message_ms = loop_now_ms(op->env.loop);
     op->facts.stream_messages++;
+    if (op->env.on_traffic) {
+        struct op_traffic ev = {.kind = OP_TRAFFIC_WS_IN, .url = s->url, .stream = s->index,
+                                .data = msg, .len = len, .binary = binary};
+        op->env.on_traffic(op, &ev, op->env.ctx);
+    }
     if (!lua_checkstack(op->L, 6)) {
         return;
     }
@@ -202,6 +209,10 @@ static void on_ws_message(struct ws_conn *conn, const char *msg, size_t len, boo
     uint64_t attempts = op->facts.emit_attempts;
     bool ok = call_plain(s, "on_message", 4, err, sizeof err);
     op->facts.stream_taken += op->facts.emit_attempts != attempts;
+    if (op->facts.emit_attempts != attempts && !s->carried) {
+        s->carried = true;
+        op_warm_check(op);
+    }
     if (ok) {
         s->message_failures = 0;
         if (!s->delivered) {
@@ -314,6 +325,9 @@ static void stream_connect(struct op_stream *s)
     lua_getfield(op->L, -1, "url");
     const char *url = lua_tostring(op->L, -1);
     bool json_ping = false;
+    if (url && !s->url) {
+        s->url = xstrdup(url);
+    }
     if (push_stream_fn(op, op->L, "on_ping") == LUA_TFUNCTION) {
         json_ping = true;
     }
@@ -347,6 +361,7 @@ static void connections_done(struct op_task *task, int ok, const char *err, void
 
     snprintf(msg, sizeof msg, "%s", err ? err : "");
     op->connections_task = NULL;
+    op->connections_returned = true;
     if (ok && !lua_istable(task->co, -1)) {
         ok = 0;
         snprintf(msg, sizeof msg, "must return a list of {url = ...}");
@@ -354,6 +369,7 @@ static void connections_done(struct op_task *task, int ok, const char *err, void
     if (!ok) {
         op_task_free(task);
         op_record_error(op, "stream.connections()", msg);
+        op_warm_check(op);
         return;
     }
     lua_xmove(task->co, op->L, 1);
@@ -381,6 +397,36 @@ static void connections_done(struct op_task *task, int ok, const char *err, void
     for (struct op_stream *s = op->streams; s; s = s->next) {
         stream_connect(s);
     }
+    op_warm_check(op);
+}
+
+bool op_streams_carried(const struct operator *op)
+{
+    if (!op->connections_returned) {
+        return false;
+    }
+    for (const struct op_stream *s = op->streams; s; s = s->next) {
+        if (!s->carried) {
+            return false;
+        }
+    }
+    return true;
+}
+
+void op_stream_sent(struct operator *op, struct ws_conn *conn, const char *msg, size_t len,
+                    bool binary)
+{
+    if (!op || !op->env.on_traffic) {
+        return;
+    }
+    struct op_stream *s = op->streams;
+    while (s && s->conn != conn) {
+        s = s->next;
+    }
+    struct op_traffic ev = {.kind = OP_TRAFFIC_WS_OUT, .url = s ? s->url : NULL,
+                            .stream = s ? s->index : 0, .data = msg, .len = len,
+                            .binary = binary};
+    op->env.on_traffic(op, &ev, op->env.ctx);
 }
 
 void op_streams_start(struct operator *op)
@@ -417,6 +463,7 @@ void op_streams_free(struct operator *op)
             op_ws_detach(op->L, -1);
             lua_pop(op->L, 1);
         }
+        free(s->url);
         free(s);
     }
 }

@@ -28,6 +28,7 @@
 #include "core/loop.h"
 #include "lua/sandbox.h"
 #include "core/xalloc.h"
+#include "store/store.h"
 
 #define POLL_JITTER 0.1
 #define BACKOFF_CAP_MS (5 * 60 * 1000)
@@ -165,6 +166,7 @@ void op_free(struct operator *op)
     op->freeing = true;
     op_streams_free(op);
     loop_timer_free(op->timer);
+    loop_timer_free(op->warm_timer);
     while (op->tasks) {
         op_task_free(op->tasks);
     }
@@ -176,6 +178,7 @@ void op_free(struct operator *op)
     free(op->batch.changed);
     free(op->markets);
     free(op->file);
+    store_free(op->held);
     free(op);
 }
 
@@ -421,6 +424,123 @@ void op_run_once(struct operator *op, bool poll, bool streams, op_ready_fn done,
     op->once_poll = poll;
     op->once_streams = streams;
     op_prepare(op, once_after_markets, data);
+}
+
+/* ---- Make before break: held emits and warm streams -------------------- */
+
+static int seed_held(const struct ticker *t, void *data)
+{
+    store_restore(data, t);
+    return 0;
+}
+
+void op_hold(struct operator *op)
+{
+    if (op->held) {
+        return;
+    }
+    /* Seeded with what is stored, so that held emits merge with the stored
+     * fields and count against max_pairs exactly as they would. */
+    op->held = store_new();
+    op->real_env = op->env;
+    op->held_since = loop_wall_ms();
+    store_scan(op->env.store, op->spec.name, seed_held, op->held);
+    op->env.store = op->held;
+    op->env.on_batch = NULL;
+}
+
+struct release {
+    struct operator *op;
+    struct op_batch out;
+};
+
+/* A held ticker is applied when the candidate emitted it (received since
+ * the hold began) and it is newer than what the running version stored
+ * meanwhile. */
+static int release_one(const struct ticker *t, void *data)
+{
+    struct release *r = data;
+    struct op_batch *b = &r->out;
+    struct ticker cur, copy = *t;
+
+    if (t->received < r->op->held_since ||
+        (store_get(r->op->env.store, t->exchange, t->pair, &cur) == 0 &&
+         cur.received >= t->received)) {
+        return 0;
+    }
+    int changed = store_put(r->op->env.store, &copy);
+    if (changed < 0) {
+        return 0;
+    }
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 16;
+        b->t = xrealloc(b->t, b->cap * sizeof *b->t);
+        b->changed = xrealloc(b->changed, b->cap * sizeof *b->changed);
+    }
+    b->t[b->n] = copy;
+    b->changed[b->n++] = changed > 0;
+    return 0;
+}
+
+void op_release(struct operator *op)
+{
+    if (!op->held) {
+        return;
+    }
+    struct store *held = op->held;
+    struct release r = {.op = op};
+
+    op->held = NULL;
+    op->env.store = op->real_env.store;
+    op->env.on_batch = op->real_env.on_batch;
+    store_scan(held, op->spec.name, release_one, &r);
+    if (r.out.n && op->env.on_batch) {
+        op->env.on_batch(op, r.out.t, r.out.changed, r.out.n, op->env.ctx);
+    }
+    free(r.out.t);
+    free(r.out.changed);
+    store_free(held);
+}
+
+static void warm_finish(struct operator *op, int ok)
+{
+    op_ready_fn fn = op->warm_fn;
+    op->warm_fn = NULL;
+    loop_timer_stop(op->warm_timer);
+    if (fn) {
+        fn(op, ok, ok ? NULL : "the new version's streams carried no data in time",
+           op->warm_data);
+    }
+}
+
+static void on_warm_timer(struct loop_timer *t, void *data)
+{
+    struct operator *op = data;
+    warm_finish(op, op_streams_carried(op));
+}
+
+void op_warm_check(struct operator *op)
+{
+    /* Deferred to a timer: the check runs inside a stream callback, and
+     * the registry's answer frees the previous version. */
+    if (op->warm_fn && op_streams_carried(op)) {
+        loop_timer_start(op->warm_timer, 0, 0);
+    }
+}
+
+void op_warm(struct operator *op, uint64_t wait_ms, op_ready_fn done, void *data)
+{
+    op->warm_fn = done;
+    op->warm_data = data;
+    if (!op->warm_timer) {
+        op->warm_timer = loop_timer_new(op->env.loop, on_warm_timer, op);
+    }
+    if (!op->spec.has_stream || !op->env.ws || !op->spec.enabled) {
+        loop_timer_start(op->warm_timer, 0, 0);
+        return;
+    }
+    loop_timer_start(op->warm_timer, wait_ms, 0);
+    op_streams_start(op);
 }
 
 /* Plain data only: strings, numbers, booleans and tables of those. */

@@ -32,6 +32,24 @@ struct kv;
 struct ws_client;
 struct operator;
 
+/* What op_env.on_traffic sees. Every pointer is borrowed for the call. */
+enum op_traffic_kind {
+    OP_TRAFFIC_HTTP,   /* a response: method, url (as requested), status, data */
+    OP_TRAFFIC_WS_IN,  /* a frame received on stream `stream` (url), data, binary */
+    OP_TRAFFIC_WS_OUT, /* a frame the operator sent there */
+};
+struct op_traffic {
+    enum op_traffic_kind kind;
+    const char *method;
+    const char *url;
+    long status; /* HTTP; 0 when no response came (error set) */
+    const char *error;
+    int stream; /* 1-based index of the stream, as in the logs */
+    const char *data;
+    size_t len;
+    bool binary;
+};
+
 /* Engine services an operator borrows. */
 struct op_env {
     struct loop *loop;
@@ -51,9 +69,15 @@ struct op_env {
      * = 0 when only `received` moved). May be NULL. */
     void (*on_batch)(struct operator *op, const struct ticker *t, const bool *changed, size_t n,
                      void *ctx);
+    /* A tap on the exchange traffic an operator sees (operator record):
+     * every HTTP response and every WebSocket frame received or sent.
+     * May be NULL; must not call back into the operator. */
+    void (*on_traffic)(struct operator *op, const struct op_traffic *ev, void *ctx);
     /* The registry's view changed: an operator's state, or its removal. */
     void (*on_status)(const char *exchange, const char *state, const char *reason, void *ctx);
     void (*on_removed)(const char *exchange, void *ctx);
+    /* An operator's markets() list changed (m borrowed for the call). */
+    void (*on_markets)(const char *exchange, const struct board_market *m, size_t n, void *ctx);
     void *ctx;
 };
 
@@ -76,6 +100,21 @@ void op_start(struct operator *op);
  * ok = 1 when markets() succeeded (or the operator has none). */
 typedef void (*op_ready_fn)(struct operator *op, int ok, const char *err, void *data);
 void op_prepare(struct operator *op, op_ready_fn done, void *data);
+
+/* Holds the version's emits (a candidate's, until the registry accepts
+ * it): they go to a private copy of the exchange's stored tickers, so
+ * they merge and count as they would, but reach neither env->store nor
+ * on_batch. op_free drops what is held. */
+void op_hold(struct operator *op);
+/* Stops holding: every held ticker newer than the stored one is stored,
+ * in one on_batch, and emits go to env->store from now on. */
+void op_release(struct operator *op);
+
+/* Make before break: starts the streams of a prepared version that is not
+ * started (its emits held) and calls done once every stream has carried
+ * data (ok = 1), or after wait_ms (ok = 0), or at once when there are no
+ * streams to wait for; never inside this call. */
+void op_warm(struct operator *op, uint64_t wait_ms, op_ready_fn done, void *data);
 
 /* Stops timers and cancels what is in flight; frees everything. */
 void op_free(struct operator *op);

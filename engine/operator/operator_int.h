@@ -100,6 +100,7 @@ struct operator {
     int64_t max_frame_bytes;   /* config; <= 0 = the engine default */
     struct op_stream *streams; /* one per stream.connections() entry */
     struct op_task *connections_task;
+    bool connections_returned; /* connections() has run, well or not */
     int streams_open;
     struct board_market *markets; /* what markets() returned, mapped */
     size_t n_markets;
@@ -129,6 +130,18 @@ struct operator {
     bool once_streams;       /* op_run_once: start the streams */
 
     struct op_batch batch;
+
+    /* op_hold: while `held` is set, emits go there instead of the store
+     * the registry gave, and on_batch is not called; real_env keeps both
+     * for op_release. */
+    struct store *held;
+    struct op_env real_env;
+    int64_t held_since; /* wall ms: held tickers are those received since */
+
+    /* op_warm: told once the streams carry data or the wait is over. */
+    op_ready_fn warm_fn;
+    void *warm_data;
+    struct loop_timer *warm_timer;
 
     /* HTTP budget: a token bucket of budget_requests per budget_per s. */
     double tokens;
@@ -193,11 +206,20 @@ void op_store_open(lua_State *L, struct operator *op);
 bool op_url_allowed(const struct operator *op, const char *url);
 /* x_ws.c: the `ws` userdata of an open connection, and cutting it loose
  * when the connection goes (ws:send then answers nil, "closed"). */
-void op_ws_push(lua_State *L, struct ws_conn *conn);
+void op_ws_push(lua_State *L, struct operator *op, struct ws_conn *conn);
 void op_ws_detach(lua_State *L, int idx);
 
 /* op_stream.c */
 void op_streams_start(struct operator *op);
 void op_streams_free(struct operator *op);
+/* Whether connections() has returned and every stream it gave has carried
+ * data (a message whose on_message emitted). */
+bool op_streams_carried(const struct operator *op);
+/* x_ws.c, after ws:send queued a message: the traffic tap. */
+void op_stream_sent(struct operator *op, struct ws_conn *conn, const char *msg, size_t len,
+                    bool binary);
+
+/* operator.c: a stream carried data for the first time (op_warm). */
+void op_warm_check(struct operator *op);
 
 #endif

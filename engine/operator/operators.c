@@ -24,7 +24,15 @@
 
 #define STATUS_PUBLISH_MS 200
 #define RELOAD_DEBOUNCE_MS 150
+/* How long a reload waits for the new version's streams to carry data
+ * before it hands over anyway (an exchange that is down or slow to
+ * answer a subscribe must not block reloads). */
+#define HANDOVER_WAIT_MS 5000
 #define MAX_OPERATORS 256
+#define LIB_CHANGES_MAX 16
+#define MODULE_MAX 129 /* sandbox_lib.c: module names are at most 128 bytes */
+#define DEPS_MAX 64
+#define SOURCE_MAX (1u << 20)
 
 struct entry {
     struct operators *reg;
@@ -44,6 +52,7 @@ struct entry {
     char last_reason[BOARD_REASON_MAX];
     uint64_t markets_gen;
     char result[BOARD_REASON_MAX];
+    bool result_pending; /* result holds the candidate's markets() failure */
 };
 
 struct operators {
@@ -53,6 +62,14 @@ struct operators {
     size_t n;
     struct loop_watch *watch;
     struct loop_timer *publish;
+
+    /* operators/lib: modules changed since the debounce started. */
+    char *lib_dir;
+    struct loop_watch *lib_watch;
+    struct loop_timer *lib_debounce;
+    char lib_changed[LIB_CHANGES_MAX][MODULE_MAX];
+    size_t n_lib_changed;
+    bool lib_overflow; /* more than LIB_CHANGES_MAX: every dependent reloads */
 
     size_t n_markets; /* as last published */
 
@@ -76,7 +93,7 @@ static int name_of(const char *file, char *name, size_t cap)
     return ticker_exchange_valid(name) ? 0 : -1;
 }
 
-static struct entry *find(struct operators *reg, const char *name)
+static struct entry *find(const struct operators *reg, const char *name)
 {
     for (size_t i = 0; i < reg->n; i++) {
         if (strcmp(reg->entries[i]->name, name) == 0) {
@@ -179,28 +196,17 @@ static void reject(struct entry *e, const char *err, int line)
               e->live ? " (the previous version keeps running)" : "");
 }
 
-static void on_candidate_ready(struct operator *op, int ok, const char *err, void *data)
+/* The candidate replaces the live version: the old one is freed (its
+ * streams close), what the candidate emitted while held is stored, and it
+ * starts polling (its streams run already when it was warmed). */
+static void accept(struct entry *e, struct operator *op, bool state_taken)
 {
-    struct entry *e = data;
     char msg[BOARD_REASON_MAX];
+    bool markets_ok = !e->result_pending;
 
     e->candidate = NULL;
-    if (!ok && e->live) {
-        snprintf(msg, sizeof msg, "markets() failed: %s", err ? err : "?");
-        reject(e, msg, 0);
-        op_free(op);
-        reload_finished(e, msg);
-        return;
-    }
-    if (!ok) {
-        /* Nothing runs yet: this version becomes live and keeps retrying
-         * markets() with backoff, so an exchange that is down at start
-         * comes up by itself. */
-        snprintf(e->result, sizeof e->result, "markets() failed: %s", err ? err : "?");
-        op_reason_line(e->result);
-    }
     if (e->live) {
-        if (op_take_state(op, e->live, msg, sizeof msg) != 0) {
+        if (!state_taken && op_take_state(op, e->live, msg, sizeof msg) != 0) {
             log_warn("operators", "%s: x.state not carried over: %s", e->name, msg);
         }
         op_take_history(op, e->live);
@@ -211,8 +217,58 @@ static void on_candidate_ready(struct operator *op, int ok, const char *err, voi
     }
     e->live = op;
     e->rejected = false;
+    e->result_pending = false;
+    op_release(op);
     op_start(op);
-    reload_finished(e, ok ? "loaded" : e->result);
+    reload_finished(e, markets_ok ? "loaded" : e->result);
+}
+
+static void on_candidate_warm(struct operator *op, int ok, const char *err, void *data)
+{
+    struct entry *e = data;
+
+    if (!ok) {
+        log_warn("operators", "%s: %s; handing over after %d ms", e->name, err,
+                 HANDOVER_WAIT_MS);
+    }
+    accept(e, op, true);
+}
+
+static void on_candidate_ready(struct operator *op, int ok, const char *err, void *data)
+{
+    struct entry *e = data;
+    char msg[BOARD_REASON_MAX];
+
+    if (!ok && e->live) {
+        e->candidate = NULL;
+        snprintf(msg, sizeof msg, "markets() failed: %s", err ? err : "?");
+        reject(e, msg, 0);
+        /* Freed with what it emitted: a rejected version's data never
+         * reaches the store. */
+        op_free(op);
+        reload_finished(e, msg);
+        return;
+    }
+    if (!ok) {
+        /* Nothing runs yet: this version becomes live and keeps retrying
+         * markets() with backoff, so an exchange that is down at start
+         * comes up by itself. */
+        snprintf(e->result, sizeof e->result, "markets() failed: %s", err ? err : "?");
+        op_reason_line(e->result);
+        e->result_pending = true;
+    }
+    if (ok && e->live && op_enabled(op) && op_has_stream(op)) {
+        /* Make before break for streams too: the new version's sockets open
+         * and subscribe (x.state already carried over) while the old ones
+         * deliver; the hand-over waits for data on every new socket, or
+         * HANDOVER_WAIT_MS at most. */
+        if (op_take_state(op, e->live, msg, sizeof msg) != 0) {
+            log_warn("operators", "%s: x.state not carried over: %s", e->name, msg);
+        }
+        op_warm(op, HANDOVER_WAIT_MS, on_candidate_warm, e);
+        return;
+    }
+    accept(e, op, false);
 }
 
 static void reload_entry(struct entry *e)
@@ -238,6 +294,7 @@ static void reload_entry(struct entry *e)
     }
     op_free(e->candidate);
     e->candidate = NULL;
+    e->result_pending = false;
     struct operator *op = op_load(&reg->env, e->file, err, sizeof err, &line);
     if (!op) {
         reject(e, err, line);
@@ -245,6 +302,7 @@ static void reload_entry(struct entry *e)
         return;
     }
     e->candidate = op;
+    op_hold(op);
     if (!op_enabled(op)) {
         /* A disabled operator runs nothing, markets() included. */
         on_candidate_ready(op, 1, NULL, e);
@@ -270,6 +328,164 @@ static void on_dir_change(struct loop_watch *w, const char *file, void *data)
     }
 }
 
+/* ---- operators/lib: which operators require a changed module ------------- */
+
+/* The modules an operator depends on, found in its text and, transitively,
+ * in theirs: require "m", require 'm', require("m"). A require with a
+ * computed name is not seen (the docs say so). */
+struct deps {
+    char names[DEPS_MAX][MODULE_MAX];
+    size_t n;
+};
+
+static bool module_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.';
+}
+
+static bool deps_has(const struct deps *d, const char *name)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        if (strcmp(d->names[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void scan_requires(const char *text, struct deps *d)
+{
+    for (const char *p = strstr(text, "require"); p; p = strstr(p + 1, "require")) {
+        if (p > text && (module_char(p[-1]) || (p[-1] >= 'A' && p[-1] <= 'Z'))) {
+            continue;
+        }
+        const char *q = p + strlen("require");
+        q += strspn(q, " \t");
+        q += *q == '(';
+        q += strspn(q, " \t");
+        char quote = *q;
+        if (quote != '"' && quote != '\'') {
+            continue;
+        }
+        size_t n = 0;
+        while (module_char(q[1 + n])) {
+            n++;
+        }
+        if (q[1 + n] != quote || n == 0 || n >= MODULE_MAX || d->n == DEPS_MAX) {
+            continue;
+        }
+        char name[MODULE_MAX];
+        memcpy(name, q + 1, n);
+        name[n] = '\0';
+        if (!deps_has(d, name)) {
+            memcpy(d->names[d->n++], name, n + 1);
+        }
+    }
+}
+
+/* Scans one file (at most SOURCE_MAX bytes); a missing file adds nothing. */
+static void scan_file(const char *path, struct deps *d)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        return;
+    }
+    char *text = xmalloc(SOURCE_MAX + 1);
+    size_t n = fread(text, 1, SOURCE_MAX, f);
+    fclose(f);
+    text[n] = '\0';
+    scan_requires(text, d);
+    free(text);
+}
+
+static void deps_of(const struct operators *reg, const char *file, struct deps *d)
+{
+    char path[1024];
+
+    d->n = 0;
+    scan_file(file, d);
+    for (size_t i = 0; i < d->n; i++) {
+        char rel[MODULE_MAX];
+        snprintf(rel, sizeof rel, "%s", d->names[i]);
+        for (char *c = rel; *c; c++) {
+            if (*c == '.') {
+                *c = '/';
+            }
+        }
+        snprintf(path, sizeof path, "%s/%s.lua", reg->lib_dir, rel);
+        scan_file(path, d);
+    }
+}
+
+static bool needs_reload(const struct operators *reg, const struct entry *e)
+{
+    struct deps *d = xmalloc(sizeof *d);
+    bool hit = false;
+
+    deps_of(reg, e->file, d);
+    for (size_t i = 0; i < d->n && !hit; i++) {
+        hit = reg->lib_overflow;
+        for (size_t k = 0; k < reg->n_lib_changed && !hit; k++) {
+            hit = strcmp(d->names[i], reg->lib_changed[k]) == 0;
+        }
+    }
+    free(d);
+    return hit;
+}
+
+static void on_lib_debounce(struct loop_timer *t, void *data)
+{
+    struct operators *reg = data;
+    struct entry *due[MAX_OPERATORS];
+    size_t n = 0;
+
+    for (size_t i = 0; i < reg->n; i++) {
+        if (needs_reload(reg, reg->entries[i])) {
+            due[n++] = reg->entries[i];
+        }
+    }
+    for (size_t i = 0; i < reg->n_lib_changed; i++) {
+        log_info("operators", "lib/%s.lua changed: reloading the %zu operator(s) that require it",
+                 reg->lib_changed[i], n);
+    }
+    reg->n_lib_changed = 0;
+    reg->lib_overflow = false;
+    /* A reload may remove its entry (file gone): the list was taken first. */
+    for (size_t i = 0; i < n; i++) {
+        reload_entry(due[i]);
+    }
+}
+
+/* "market.lua" -> module "market"; other names are not modules. */
+static void on_lib_change(struct loop_watch *w, const char *file, void *data)
+{
+    struct operators *reg = data;
+    const char *dot = strrchr(file, '.');
+    size_t n = dot ? (size_t)(dot - file) : 0;
+
+    if (!dot || strcmp(dot, ".lua") != 0 || n == 0 || n >= MODULE_MAX) {
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!module_char(file[i]) || file[i] == '.') {
+            return;
+        }
+    }
+    char name[MODULE_MAX];
+    memcpy(name, file, n);
+    name[n] = '\0';
+    bool known = false;
+    for (size_t i = 0; i < reg->n_lib_changed && !known; i++) {
+        known = strcmp(reg->lib_changed[i], name) == 0;
+    }
+    if (!known && reg->n_lib_changed == LIB_CHANGES_MAX) {
+        reg->lib_overflow = true;
+    } else if (!known) {
+        memcpy(reg->lib_changed[reg->n_lib_changed++], name, n + 1);
+    }
+    loop_timer_start(reg->lib_debounce, RELOAD_DEBOUNCE_MS, 0);
+}
+
 static void on_publish(struct loop_timer *t, void *data)
 {
     publish(data);
@@ -281,6 +497,17 @@ struct operators *operators_new(const struct op_env *env, const char *dir)
     reg->env = *env;
     reg->dir = xstrdup(dir);
     reg->publish = loop_timer_new(env->loop, on_publish, reg);
+    reg->lib_debounce = loop_timer_new(env->loop, on_lib_debounce, reg);
+    if (env->lib_dir) {
+        reg->lib_dir = xstrdup(env->lib_dir);
+    } else {
+        size_t n = strlen(dir) + sizeof "/lib";
+        reg->lib_dir = xmalloc(n);
+        snprintf(reg->lib_dir, n, "%s/lib", dir);
+    }
+    /* Operators loaded later (reloads) must not depend on the caller's
+     * string staying alive. */
+    reg->env.lib_dir = reg->lib_dir;
     return reg;
 }
 
@@ -290,11 +517,14 @@ void operators_free(struct operators *reg)
         return;
     }
     loop_watch_free(reg->watch);
+    loop_watch_free(reg->lib_watch);
+    loop_timer_free(reg->lib_debounce);
     loop_timer_free(reg->publish);
     for (size_t i = 0; i < reg->n; i++) {
         entry_free(reg->entries[i]);
     }
     free(reg->dir);
+    free(reg->lib_dir);
     free(reg);
 }
 
@@ -333,6 +563,9 @@ int operators_start(struct operators *reg)
     if (!reg->watch) {
         log_warn("operators", "cannot watch %s: changes need SIGHUP", reg->dir);
     }
+    /* The shared modules: a change reloads the operators that require
+     * them (the directory watch above is not recursive). */
+    reg->lib_watch = loop_watch_new(reg->env.loop, reg->lib_dir, on_lib_change, reg);
     loop_timer_start(reg->publish, STATUS_PUBLISH_MS, STATUS_PUBLISH_MS);
     publish(reg);
     int live = 0;
@@ -385,6 +618,13 @@ static void entry_status(const struct entry *e, int64_t now, struct board_status
         snprintf(st->reason, sizeof st->reason, "%s", e->error);
     }
     if (e->rejected && e->live) {
+        /* The running version serves on; the reason says a newer file was
+         * refused, as well as `rejected` does. */
+        char reason[BOARD_REASON_MAX];
+        snprintf(reason, sizeof reason, "%s", st->reason);
+        snprintf(st->reason, sizeof st->reason,
+                 "new version rejected (%.*s), previous one running%s%.*s", BOARD_REASON_MAX / 2,
+                 e->error, reason[0] ? "; " : "", BOARD_REASON_MAX / 4, reason);
         st->rejected = true;
         snprintf(st->rejected_error, sizeof st->rejected_error, "%s", e->error);
         st->rejected_line = e->error_line;
@@ -420,12 +660,17 @@ static void publish_markets(struct operators *reg)
         struct entry *e = reg->entries[i];
         size_t n = 0;
         uint64_t gen = 0;
+        const struct board_market *m = NULL;
         if (e->live) {
-            const struct board_market *m = op_markets(e->live, &n, &gen);
+            m = op_markets(e->live, &n, &gen);
             if (n) {
                 memcpy(fresh + o, m, n * sizeof *m);
                 o += n;
             }
+        }
+        if ((e->markets_of != e->live || e->markets_gen != gen) && e->live &&
+            reg->env.on_markets) {
+            reg->env.on_markets(e->name, m, n, reg->env.ctx);
         }
         e->markets_of = e->live;
         e->markets_gen = gen;
@@ -454,4 +699,9 @@ static void publish(struct operators *reg)
     }
     board_put_statuses(reg->env.board, fresh, reg->n);
     free(fresh);
+}
+
+bool operators_has(const struct operators *reg, const char *name)
+{
+    return find(reg, name) != NULL;
 }

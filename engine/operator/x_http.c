@@ -127,9 +127,20 @@ static void on_response(const struct http_response *resp, void *data)
 {
     struct pending_http *p = data;
     struct op_task *task = p->task;
+    struct operator *op = task->op;
     lua_State *co = task->co;
 
     p->call = NULL;
+    if (op->env.on_traffic) {
+        struct op_traffic ev = {.kind = OP_TRAFFIC_HTTP,
+                                .method = p->req.method,
+                                .url = p->url,
+                                .status = resp->status,
+                                .error = resp->error ? resp->error_text : NULL,
+                                .data = resp->body,
+                                .len = resp->body_len};
+        op->env.on_traffic(op, &ev, op->env.ctx);
+    }
     pending_free(p);
     if (!lua_checkstack(co, 4)) {
         op_task_resume(task, 0);

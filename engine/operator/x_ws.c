@@ -15,9 +15,15 @@
 
 #define WS_META "rx.ws"
 
+/* The userdata: the connection, and whose it is (for the traffic tap). */
+struct ws_box {
+    struct ws_conn *conn;
+    struct operator *op;
+};
+
 static struct ws_conn **check_ws(lua_State *L)
 {
-    return luaL_checkudata(L, 1, WS_META);
+    return &((struct ws_box *)luaL_checkudata(L, 1, WS_META))->conn;
 }
 
 static int ws_send(lua_State *L)
@@ -32,6 +38,7 @@ static int ws_send(lua_State *L)
         lua_pushstring(L, *conn ? "send queue full" : "closed");
         return 2;
     }
+    op_stream_sent(((struct ws_box *)conn)->op, *conn, msg, len, binary);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -52,10 +59,11 @@ static int ws_tostring(lua_State *L)
     return 1;
 }
 
-void op_ws_push(lua_State *L, struct ws_conn *conn)
+void op_ws_push(lua_State *L, struct operator *op, struct ws_conn *conn)
 {
-    struct ws_conn **box = lua_newuserdatauv(L, sizeof *box, 0);
-    *box = conn;
+    struct ws_box *box = lua_newuserdatauv(L, sizeof *box, 0);
+    box->conn = conn;
+    box->op = op;
     if (luaL_newmetatable(L, WS_META)) {
         static const luaL_Reg methods[] = {{"send", ws_send}, {"close", ws_close}, {NULL, NULL}};
         luaL_newlib(L, methods);
@@ -71,8 +79,8 @@ void op_ws_push(lua_State *L, struct ws_conn *conn)
 
 void op_ws_detach(lua_State *L, int idx)
 {
-    struct ws_conn **box = luaL_testudata(L, idx, WS_META);
+    struct ws_box *box = luaL_testudata(L, idx, WS_META);
     if (box) {
-        *box = NULL;
+        box->conn = NULL;
     }
 }

@@ -599,6 +599,79 @@ static void test_reload(void)
     world_stop(&w);
 }
 
+static bool pair_stored(struct world *w, void *arg)
+{
+    return store_get(w->store, "counter", arg, NULL) == 0;
+}
+
+static bool rejected_now(struct world *w, void *arg)
+{
+    struct board_status st;
+    return status_of(w, "counter", &st) && st.rejected;
+}
+
+/* A version that requires a module of lib/, and whose markets() emits a
+ * ticker for CCC_BBB before it returns or fails (`fail`). */
+static void write_lib_counter(struct world *w, bool fail)
+{
+    char path[160], text[1024];
+    snprintf(path, sizeof path, "%s/counter.lua", w->ops);
+    snprintf(text, sizeof text,
+             "local v = require('askval')\n"
+             "return { name = 'counter', spec = 1, poll_every = 0.2,\n"
+             "  markets = function(x)\n"
+             "    x.emit{base = 'CCC', quote = 'BBB', bid = '1', ask = '7777'}\n"
+             "    %s\n"
+             "  end,\n"
+             "  poll = function(x)\n"
+             "    x.state.n = (x.state.n or 0) + 1\n"
+             "    x.emit{base = 'AAA', quote = 'BBB', bid = x.state.n, ask = v.ask}\n"
+             "  end }\n",
+             fail ? "error('markets broke')" : "return {}");
+    write_file(path, text);
+}
+
+/* Reloads and what they let through: an edit in operators/lib/ reloads
+ * the operator that requires the module; a version whose markets() emitted
+ * and then failed is rejected with its data (none of it is stored) while
+ * the reason says the running version goes on; a fixed version's markets()
+ * emits are stored once it is accepted. */
+static void test_reload_lib_and_held(void)
+{
+    struct world w;
+    struct board_status st;
+    char path[160];
+
+    world_start(&w, NULL);
+    snprintf(path, sizeof path, "%s/lib/askval.lua", w.ops);
+    write_file(path, "return { ask = '1000' }\n");
+    write_lib_counter(&w, false);
+    world_run_registry(&w);
+    CHECK(wait_for(&w, ask_is, "1000", 10));
+
+    write_file(path, "return { ask = '3000' }\n");
+    CHECK(wait_for(&w, ask_is, "3000", 10));
+
+    /* Forget the first version's CCC_BBB: the broken one emits it again. */
+    store_remove_exchange(w.store, "counter");
+    write_lib_counter(&w, true);
+    CHECK(wait_for(&w, rejected_now, NULL, 10));
+    CHECK(wait_for(&w, ask_is, "3000", 10));
+    CHECK(!pair_stored(&w, "CCC_BBB"));
+    CHECK(status_of(&w, "counter", &st));
+    CHECK_INT_EQ(st.state, BOARD_POLLING);
+    if (!strstr(st.reason, "new version rejected") || !strstr(st.reason, "markets broke")) {
+        CHECK_STR_EQ(st.reason, "new version rejected (... markets broke ...)");
+    }
+    CHECK(!strchr(st.reason, '\n'));
+
+    write_lib_counter(&w, false);
+    CHECK(wait_for(&w, pair_stored, "CCC_BBB", 10));
+    CHECK(status_of(&w, "counter", &st));
+    CHECK(!st.rejected);
+    world_stop(&w);
+}
+
 static bool batched_twice(struct world *w, void *arg)
 {
     return w->batches >= 2;
@@ -678,6 +751,7 @@ int main(void)
     test_recorded_data();
     test_sandbox_isolation();
     test_reload();
+    test_reload_lib_and_held();
     test_faults();
     test_budget_and_hosts();
     return CHECK_DONE();
