@@ -1,7 +1,9 @@
 /*
  * cli_operator: the operator author's tools.
  *
+ *   explorer operator new NAME [--rest URL] [--ws URL]
  *   explorer operator check FILE
+ *   explorer operator record FILE --out DIR [--seconds N] [--pairs A,B]
  *   explorer operator run FILE --replay DIR [--seconds N] [--pairs A,B]
  *
  * Main thread only; each call builds and tears down its own engine parts.

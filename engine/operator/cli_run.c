@@ -233,13 +233,12 @@ static int by_pair(const void *a, const void *b)
     return strcmp(((const struct ticker *)a)->pair, ((const struct ticker *)b)->pair);
 }
 
-/* --stored: what the store holds at the end, one line a pair, by pair. */
-static void print_stored(struct run *r)
+void cli_print_stored(const struct store *store, const char *exchange)
 {
     struct collected c = {0};
     struct jbuf b;
 
-    store_scan(r->store, op_name(r->op), collect, &c);
+    store_scan(store, exchange, collect, &c);
     if (c.n) {
         qsort(c.t, c.n, sizeof *c.t, by_pair);
     }
@@ -383,7 +382,7 @@ static int run_operator(struct run *r, struct config *cfg, const char *lib)
     loop_timer_free(r->check);
     loop_timer_free(r->deadline);
     if (r->opts->stored) {
-        print_stored(r);
+        cli_print_stored(r->store, op_name(r->op));
     }
     return 0;
 }

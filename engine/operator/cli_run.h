@@ -22,4 +22,9 @@ struct cli_run_opts {
  * none was, 2 when the run could not start. */
 int cli_run(const char *self_path, const struct cli_run_opts *opts);
 
+/* What the store holds for exchange, one JSON line a pair sorted by pair,
+ * in the format of tests/operators/<name>*.expected.jsonl (--stored). */
+struct store;
+void cli_print_stored(const struct store *store, const char *exchange);
+
 #endif

@@ -109,15 +109,112 @@ def test_operator_check_reports_line(explorer_bin, tmp_path):
     assert "oops.lua:4" in out.stderr
 
 
-def test_unbuilt_store_and_roles_refuse_to_start(explorer_bin, tmp_path):
+def test_unbuilt_roles_refuse_to_start(explorer_bin, tmp_path):
     """A config must not promise what the binary does not do."""
-    for key, value, word in [("store", '"redis://127.0.0.1:6379/0"', "store"),
-                             ("role", '"api"', "role")]:
-        cfg = tmp_path / f"{key}.lua"
-        extra = 'store = "redis://127.0.0.1:6379/0", ' if key == "role" else ""
-        cfg.write_text(f'return {{ {extra}{key} = {value}, listen = "127.0.0.1:0", '
-                       f'tokens = {{ "test-token-0123456789" }} }}\n')
-        out = subprocess.run([explorer_bin, "--config", str(cfg)], capture_output=True,
+    cfg = tmp_path / "role.lua"
+    cfg.write_text('return { store = "redis://127.0.0.1:6379/0", role = "api", '
+                   'listen = "127.0.0.1:0", tokens = { "test-token-0123456789" } }\n')
+    out = subprocess.run([explorer_bin, "--config", str(cfg)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 1, out.stderr
+    assert "not built yet" in out.stderr and "role" in out.stderr, out.stderr
+
+
+def _author_tree(tmp_path):
+    """A folder laid out like the repository for the author's commands:
+    operators/lib copied, nothing else."""
+    import shutil
+    shutil.copytree(os.path.join(SOURCE, "operators", "lib"), tmp_path / "operators" / "lib")
+    return tmp_path
+
+
+def test_operator_new_writes_a_working_skeleton_and_never_overwrites(explorer_bin, tmp_path):
+    root = _author_tree(tmp_path)
+    new = [explorer_bin, "operator", "new", "acme", "--rest", "http://127.0.0.1:9/acme",
+           "--ws", "ws://127.0.0.1:9/acme"]
+    out = subprocess.run(new, cwd=root, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    skeleton = (root / "operators" / "acme.lua").read_text()
+    assert 'rest = "http://127.0.0.1:9/acme"' in skeleton
+    for part in ("markets = load_markets", "poll = poll", "on_message = on_message",
+                 'require "market"'):
+        assert part in skeleton
+    manifest = json.loads((root / "tests" / "fixtures" / "acme" / "manifest.json").read_text())
+    assert manifest["rest_base"] == ["http://127.0.0.1:9/acme"] and manifest["ws"] == []
+    assert (root / "tests" / "operators" / "acme.expected.jsonl").read_text() == (
+        "# explorer operator run operators/acme.lua --replay tests/fixtures/acme --stored\n")
+    check = subprocess.run([explorer_bin, "operator", "check", "operators/acme.lua"], cwd=root,
+                           capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stderr
+
+    (root / "operators" / "acme.lua").write_text("-- mine\n")
+    again = subprocess.run(new, cwd=root, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1
+    assert "operators/acme.lua exists; nothing was written" in again.stderr
+    assert (root / "operators" / "acme.lua").read_text() == "-- mine\n"
+
+    for args, says in ((["Bad!"], "'Bad!' is not an exchange name"),
+                       (["ok", "--rest", "ftp://x"], "--rest 'ftp://x' is not an http"),
+                       (["ok", "--ws", 'ws://a"b'], "is not a ws:// or wss:// URL"),
+                       (["ok", "--ws"], "--ws needs a value"),
+                       (["ok", "--bogus"], "unknown argument '--bogus'")):
+        bad = subprocess.run([explorer_bin, "operator", "new", *args], cwd=root,
+                             capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 2 and says in bad.stderr, bad.stderr
+    assert not (root / "operators" / "ok.lua").exists()
+
+
+def _pointed_at(fakex_url, root, name):
+    """operators/<name>.lua with its rest and ws pointed at the fake exchange."""
+    text = open(os.path.join(SOURCE, "operators", f"{name}.lua")).read()
+    ws_url = fakex_url.replace("http://", "ws://")
+    import re
+    text = re.sub(r'\n  rest = "[^"]*"', f'\n  rest = "{fakex_url}/{name}"', text)
+    text = re.sub(r'\n  ws = "[^"]*"', f'\n  ws = "{ws_url}/{name}"', text)
+    (root / "operators" / f"{name}.lua").write_text(text)
+
+
+def test_operator_record_from_the_fake_exchange_replays_the_same_tickers(explorer_bin,
+                                                                         fakex_url, tmp_path):
+    # Coinbase without an allow-list: markets from REST, ten pairs from the
+    # stream; its per-product REST tickers are not in the fake exchange
+    # (404), so they are counted, not recorded, and fail alike on replay.
+    root = _author_tree(tmp_path)
+    _pointed_at(fakex_url, root, "coinbase")
+    rec = subprocess.run([explorer_bin, "operator", "record", "operators/coinbase.lua", "--out",
+                          "rec/coinbase", "--seconds", "3"], cwd=root, capture_output=True,
+                         text=True, timeout=120)
+    assert rec.returncode == 0, rec.stderr
+    assert "coinbase: recorded 1 REST answers and " in rec.stderr, rec.stderr
+    assert "not recorded: 10 failed or non-2xx HTTP answers" in rec.stderr
+    folder = root / "rec" / "coinbase"
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert [(e["path"], e["file"]) for e in manifest["rest"]] == [("/products",
+                                                                   "rest_products.json")]
+    assert (folder / "rest_products.json").read_bytes() == open(
+        os.path.join(SOURCE, "tests/fixtures/coinbase/rest_products.json"), "rb").read()
+    [ws] = manifest["ws"]
+    assert ws["lines"] > 10 and '"type":"subscribe"' in ws["subscribe"][0]
+    assert len((folder / ws["file"]).read_text().splitlines()) == ws["lines"]
+    recorded = rec.stdout.splitlines()
+    assert len(recorded) == 10
+
+    run = subprocess.run([explorer_bin, "operator", "run", "operators/coinbase.lua", "--replay",
+                          "rec/coinbase", "--stored", "--seconds", "60"], cwd=root,
+                         capture_output=True, text=True, timeout=120)
+    assert "from streams, 0 from poll), 10 pairs" in run.stderr, run.stderr
+    assert run.stdout.splitlines() == recorded
+
+
+def test_operator_record_names_bad_arguments(explorer_bin, tmp_path):
+    for args, says in ((["--out"], "--out needs a value"),
+                       ([], "record needs --out DIR"),
+                       (["--out", "d", "--seconds", "abc"], "--seconds: 'abc' is not a number"),
+                       (["--out", "d", "--nope"], "unknown argument '--nope'")):
+        out = subprocess.run([explorer_bin, "operator", "record", "operators/kraken.lua", *args],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 2 and says in out.stderr, out.stderr
+    missing = subprocess.run([explorer_bin, "operator", "record", "nowhere/x.lua", "--out",
+                              str(tmp_path / "o"), "--seconds", "1"], capture_output=True,
                              text=True, timeout=60)
-        assert out.returncode == 1, out.stderr
-        assert "not built yet" in out.stderr and word in out.stderr, out.stderr
+    assert missing.returncode == 2 and "nowhere/x.lua" in missing.stderr
