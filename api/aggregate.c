@@ -133,7 +133,46 @@ static void mark_outliers(size_t n, const double *mids, const struct aggregate_o
     free(sorted);
 }
 
-/* Rule 3 over the tickers still marked used. */
+static bool priced(double mid)
+{
+    return isfinite(mid) && mid > 0;
+}
+
+/*
+ * Rule 3: whether the tickers still marked used are more than half of the
+ * `fresh` ones and each lies within outlier_pct of the median of the
+ * others. Judging has already made sure of the second with three or more
+ * left; two left are still checked against each other here.
+ */
+static bool agree(size_t n, const double *mids, const enum aggregate_use *use, size_t fresh,
+                  double outlier_pct)
+{
+    double *sorted = xmalloc((n ? n : 1) * sizeof *sorted);
+    bool ok = true;
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (use[i] == AGGREGATE_USED) {
+            sorted[k++] = mids[i];
+        }
+    }
+    if (k == 0 || 2 * k <= fresh) {
+        ok = false;
+    }
+    qsort(sorted, k, sizeof *sorted, cmp_double);
+    for (size_t i = 0; ok && k > 1 && i < n; i++) {
+        if (use[i] != AGGREGATE_USED) {
+            continue;
+        }
+        double others = median_without(sorted, k, sorted_position(sorted, k, mids[i]));
+        ok = fabs(mids[i] - others) / fabs(others) * 100.0 <= outlier_pct;
+    }
+    free(sorted);
+    return ok;
+}
+
+/* Rules 4 and 5 over the tickers still marked used, before the consensus
+ * and crossed rules take prices away. */
 static void summarize(const struct ticker *tickers, size_t n, const double *mids,
                       const enum aggregate_use *use, struct aggregate *out)
 {
@@ -167,6 +206,8 @@ static void summarize(const struct ticker *tickers, size_t n, const double *mids
     if (volume > 0) {
         out->vwap = weighted / volume;
     }
+    out->crossed =
+        out->best_bid >= 0 && tickers[out->best_bid].bid_value > tickers[out->best_ask].ask_value;
     free(sorted);
 }
 
@@ -181,16 +222,38 @@ void aggregate_compute(const struct ticker *tickers, size_t n, const struct aggr
     out->best_ask = -1;
     out->sources = 0;
     out->excluded = 0;
+    out->consensus = false;
+    out->crossed = false;
+    size_t fresh = 0;
     for (size_t i = 0; i < n; i++) {
         mids[i] = ticker_mid(&tickers[i]);
         use[i] = is_fresh(&tickers[i], i, opts) ? AGGREGATE_USED : AGGREGATE_STALE;
-        if (use[i] == AGGREGATE_USED && !(isfinite(mids[i]) && mids[i] > 0)) {
+        if (use[i] == AGGREGATE_USED && !priced(mids[i])) {
             /* Unpriced: neither a source nor worth reporting as an outlier. */
             use[i] = AGGREGATE_OUTLIER;
         }
+        fresh += use[i] == AGGREGATE_USED;
     }
     mark_outliers(n, mids, opts, use);
+    out->consensus = agree(n, mids, use, fresh, opts->outlier_pct);
+    if (!out->consensus) {
+        /* No side wins, so no side is the outlier: every fresh quote is a
+         * source that disagrees. */
+        for (size_t i = 0; i < n; i++) {
+            if (use[i] == AGGREGATE_OUTLIER && priced(mids[i])) {
+                use[i] = AGGREGATE_USED;
+            }
+        }
+    }
     summarize(tickers, n, mids, use, out);
+    if (!out->consensus) {
+        out->mid_median = NAN;
+        out->vwap = NAN;
+    }
+    if (!out->consensus || out->crossed) {
+        out->best_bid = -1;
+        out->best_ask = -1;
+    }
     free(mids);
 }
 

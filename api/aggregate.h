@@ -20,11 +20,27 @@
  *      when fewer than three are left: with two, each is as far from "the
  *      others" as the other is from it, and no side can be called the
  *      outlier;
- *   3. the rest are the sources: mid_median is the median of their mids (the
+ *   3. consensus: the tickers left after judging must be more than half of
+ *      the fresh ones, and each must lie within outlier_pct of the median
+ *      of the others (with two left, of each other). Otherwise no majority
+ *      agrees (two quotes tenfold apart; three that all differ; two against
+ *      two), nobody is called an outlier, every fresh ticker stays a source
+ *      and the aggregate has no price: mid_median, vwap, best_bid and
+ *      best_ask are empty and consensus is false. Picking a side would
+ *      serve one exchange's asset as everyone's when two list different
+ *      assets under one code, as recordings from different years do. No
+ *      fresh ticker at all is no consensus either;
+ *   4. the rest are the sources: mid_median is the median of their mids (the
  *      mean of the two middle ones for an even count), vwap the mean of
  *      their mids weighted by 24h volume (tickers without a volume, or with
  *      zero, are left out of vwap only), best_bid the highest bid and
- *      best_ask the lowest ask (on a tie, the earlier ticker in the input).
+ *      best_ask the lowest ask (on a tie, the earlier ticker in the input);
+ *   5. crossed: when the highest bid among the sources is above their
+ *      lowest ask (each exchange's own quote is never crossed, the store
+ *      refuses those), the pair is crossed across exchanges: best_bid and
+ *      best_ask are empty, as no one can trade at both, and crossed is set.
+ *      The median stays when there is consensus. Crossed is judged with or
+ *      without consensus; a bid equal to the ask is not crossed.
  *
  * Inversion (BASE_QUOTE served as QUOTE_BASE): bid' = 1/ask, ask' = 1/bid,
  * last' = 1/last, each rendered with 12 significant digits (decimal_sig).
@@ -39,6 +55,7 @@
 #ifndef RX_AGGREGATE_H
 #define RX_AGGREGATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,12 +81,15 @@ struct aggregate_opts {
 };
 
 struct aggregate {
-    double mid_median; /* NAN when sources == 0 */
-    double vwap;       /* NAN when no source has a positive volume */
-    int best_bid;      /* index into the input of the highest bid, -1 if none */
-    int best_ask;      /* index of the lowest ask, -1 if none */
+    double mid_median; /* NAN without consensus */
+    double vwap;       /* NAN without consensus or when no source has a volume */
+    int best_bid;      /* index into the input of the highest bid; -1 if none,
+                          without consensus or when crossed */
+    int best_ask;      /* index of the lowest ask; -1 likewise */
     size_t sources;    /* tickers used */
     size_t excluded;   /* tickers excluded (stale + outlier) */
+    bool consensus;    /* rule 3: a majority of the fresh tickers agrees */
+    bool crossed;      /* rule 5: the sources' best bid is above their best ask */
 };
 
 /* "stale" or "outlier" (the JSON reason), "used" for AGGREGATE_USED. */

@@ -179,7 +179,8 @@ void rates_aggregate_json(struct jbuf *b, const struct ticker *tickers, size_t n
         jbuf_adds(b, "}");
         first = false;
     }
-    jbuf_adds(b, "]}");
+    jbuf_adds(b, agg->consensus ? "],\"consensus\":true" : "],\"consensus\":false");
+    jbuf_adds(b, agg->crossed ? ",\"crossed\":true}" : ",\"crossed\":false}");
 }
 
 int rates_asset(const char *in, char out[TICKER_ASSET_MAX + 1])

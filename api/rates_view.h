@@ -64,7 +64,8 @@ void rates_ticker_json(struct jbuf *b, const struct ticker *t, int64_t generated
                        int64_t stale_after_ms, bool inverted);
 
 /* {"mid_median","vwap","best_bid":{"price","exchange"},"best_ask":{...},
- * "sources","excluded":[{"exchange","reason"}]} for tickers[0..n). */
+ * "sources","excluded":[{"exchange","reason"}],"consensus","crossed"} for
+ * tickers[0..n); empty prices (aggregate.h rules 3 and 5) are nulls. */
 void rates_aggregate_json(struct jbuf *b, const struct ticker *tickers, size_t n,
                           const struct aggregate *agg, const enum aggregate_use *use);
 

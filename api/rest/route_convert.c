@@ -4,14 +4,19 @@
  * The rate graph: every stored pair is an edge between its two assets,
  * weighted by its aggregate (rules of aggregate.h: stale tickers and
  * outliers left out); its rate is the median mid, its strength the number
- * of sources. An edge with no source is no edge. Walking an edge against
- * its direction (QUOTE to BASE) uses 1 / median.
+ * of sources. An edge with no source is no edge, and neither is one
+ * without consensus (its exchanges disagree, so it has no median: a mean
+ * of two prices tenfold apart converts at a rate no exchange quotes).
+ * Walking an edge against its direction (QUOTE to BASE) uses 1 / median.
  *
  * The path: a one-leg path (the pair itself, or its inverse) whenever one
  * exists — the one with more sources, the direct pair on a tie. Otherwise
  * two legs through one intermediate asset X, choosing the X whose weaker
  * leg has the most sources; ties go to USDT, USD, BTC, ETH, EUR in that
- * order, then to the other assets by name. No path: 404 no_path.
+ * order, then to the other assets by name. No path: 404 no_path, or
+ * 404 no_consensus when a path would exist through pairs without consensus
+ * (the answer names them, so "the exchanges disagree" is not mistaken for
+ * "nobody lists it").
  *
  * Only tickers of pairs that touch `from` or `to` are copied from the store:
  * both legs of any usable path do.
@@ -35,8 +40,9 @@ struct edge {
     const char *pair; /* borrowed from the set */
     size_t first;
     size_t n;
-    double mid; /* median mid, BASE -> QUOTE */
+    double mid; /* median mid, BASE -> QUOTE; NAN without consensus */
     size_t sources;
+    bool consensus; /* false: kept only to name it in a no_consensus answer */
 };
 
 /* A leg: an edge walked one way. */
@@ -145,8 +151,10 @@ static void graph_build(const struct api_ctx *ctx, const struct convert_query *q
             n++;
         }
         rates_aggregate(ctx, s, i, n, now, &agg, g->use + i);
-        if (agg.sources && isfinite(agg.mid_median) && agg.mid_median > 0) {
-            g->edges[g->n_edges++] = (struct edge){s->t[i].pair, i, n, agg.mid_median, agg.sources};
+        bool priced = agg.consensus && isfinite(agg.mid_median) && agg.mid_median > 0;
+        if (agg.sources && (priced || !agg.consensus)) {
+            g->edges[g->n_edges++] =
+                (struct edge){s->t[i].pair, i, n, agg.mid_median, agg.sources, agg.consensus};
         }
         i += n;
     }
@@ -164,18 +172,22 @@ static int cmp_edge(const void *key, const void *e)
     return strcmp(key, ((const struct edge *)e)->pair);
 }
 
-static const struct edge *edge_find(const struct graph *g, const char *base, const char *quote)
+/* The edge base_quote; one without consensus only when `any`. */
+static const struct edge *edge_find(const struct graph *g, const char *base, const char *quote,
+                                    bool any)
 {
     char pair[TICKER_PAIR_MAX];
     snprintf(pair, sizeof pair, "%s_%s", base, quote);
-    return bsearch(pair, g->edges, g->n_edges, sizeof *g->edges, cmp_edge);
+    const struct edge *e = bsearch(pair, g->edges, g->n_edges, sizeof *g->edges, cmp_edge);
+    return e && (any || e->consensus) ? e : NULL;
 }
 
-/* The better leg a -> b: the pair a_b or the inverse b_a, by sources. */
-static struct leg leg_find(const struct graph *g, const char *a, const char *b)
+/* The better leg a -> b: the pair a_b or the inverse b_a, by sources
+ * (`any`: edges without consensus count too). */
+static struct leg leg_find(const struct graph *g, const char *a, const char *b, bool any)
 {
-    const struct edge *direct = edge_find(g, a, b);
-    const struct edge *inverse = edge_find(g, b, a);
+    const struct edge *direct = edge_find(g, a, b, any);
+    const struct edge *inverse = edge_find(g, b, a, any);
     struct leg l = {direct, false};
 
     if (inverse && (!direct || inverse->sources > direct->sources)) {
@@ -213,7 +225,8 @@ static bool better(size_t sources, const char *via, size_t best_sources, const c
 }
 
 /* The best two-leg path from -> X -> to; legs[0].e is NULL if none. */
-static void two_legs(const struct graph *g, const struct convert_query *q, struct leg legs[2])
+static void two_legs(const struct graph *g, const struct convert_query *q, bool any,
+                     struct leg legs[2])
 {
     char base[TICKER_ASSET_MAX + 1];
     char quote[TICKER_ASSET_MAX + 1];
@@ -228,8 +241,8 @@ static void two_legs(const struct graph *g, const struct convert_query *q, struc
         if (!via || !strcmp(via, q->to) || !strcmp(via, q->from)) {
             continue;
         }
-        struct leg a = leg_find(g, q->from, via);
-        struct leg b = leg_find(g, via, q->to);
+        struct leg a = leg_find(g, q->from, via, any);
+        struct leg b = leg_find(g, via, q->to, any);
         if (!a.e || !b.e) {
             continue;
         }
@@ -299,6 +312,46 @@ static void answer(struct jbuf *b, const struct convert_query *q, const struct g
     jbuf_addf(b, "],\"generated\":%lld}", (long long)generated);
 }
 
+/* The path from -> to into legs (one leg when it can, else two); returns
+ * the number of legs, 0 when there is none. `any`: through pairs without
+ * consensus too. */
+static size_t path_find(const struct graph *g, const struct convert_query *q, bool any,
+                        struct leg legs[2])
+{
+    legs[0] = leg_find(g, q->from, q->to, any);
+    if (legs[0].e) {
+        return 1;
+    }
+    two_legs(g, q, any, legs);
+    return legs[0].e ? 2 : 0;
+}
+
+/* 404 no_consensus naming the pairs of legs without consensus, or
+ * no_path when there is no path even through them. */
+static void refuse(struct api_resp *resp, const struct graph *g, const struct convert_query *q)
+{
+    struct leg legs[2];
+    size_t n = path_find(g, q, true, legs);
+    const char *pairs[2] = {"", ""};
+    size_t k = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (!legs[i].e->consensus) {
+            pairs[k++] = legs[i].e->pair;
+        }
+    }
+    if (!k) {
+        api_error(resp, 404, "no_path",
+                  "no fresh rate converts %s to %s, directly or through one other asset", q->from,
+                  q->to);
+        return;
+    }
+    api_error(resp, 404, "no_consensus",
+              "no rate converts %s to %s: the exchanges quoting %s%s%s disagree (no majority "
+              "within outlier_pct; see /v1/rates/%s)",
+              q->from, q->to, pairs[0], k > 1 ? " and " : "", pairs[1], pairs[0]);
+}
+
 void api_route_convert(struct api_req *req, struct api_resp *resp)
 {
     struct convert_query q;
@@ -311,16 +364,9 @@ void api_route_convert(struct api_req *req, struct api_resp *resp)
     }
     graph_build(req->ctx, &q, req->now_ms, &g);
     if (strcmp(q.from, q.to) != 0) {
-        legs[0] = leg_find(&g, q.from, q.to);
-        n_legs = 1;
-        if (!legs[0].e) {
-            two_legs(&g, &q, legs);
-            n_legs = 2;
-        }
-        if (!legs[0].e) {
-            api_error(resp, 404, "no_path",
-                      "no fresh rate converts %s to %s, directly or through one other asset",
-                      q.from, q.to);
+        n_legs = path_find(&g, &q, false, legs);
+        if (!n_legs) {
+            refuse(resp, &g, &q);
             graph_free(&g);
             return;
         }

@@ -135,13 +135,18 @@ def test_every_documented_route_answers(service):
         url, query = request_for(doc, path, op)
         admin = any("adminBearer" in s for s in op.get("security", []))
         token = service.admin_token if admin else service.token
+        routed = False
         if op.get("x-websocket"):
             status = ws_handshake(service, url, query, service.auth(token))
         else:
             r = requests.request(method.upper(), service.url + url, params=query,
                                  headers=service.auth(token), timeout=30)
             status = r.status_code
-        if status == 404:
+            # GET /v1/convert?from=BTC&to=USDT is a 404 no_consensus here
+            # (Binance's and Kraken's recordings disagree): the route answered.
+            if status == 404 and "application/json" in r.headers.get("Content-Type", ""):
+                routed = r.json().get("error", {}).get("code") == "no_consensus"
+        if status == 404 and not routed:
             problems.append(f"{method.upper()} {url}: 404")
         elif str(status) not in op["responses"]:
             problems.append(f"{method.upper()} {url}: {status} is not a documented response "

@@ -1,11 +1,17 @@
 """The rate routes against the real binary on recorded data: /v1/rates (full
 dump, filters, paging, age filters, ETag/304, gzip), /v1/rates/{pair}
-(direct and inverted) and /v1/convert (direct, inverted, through one asset).
+(direct and inverted), the aggregate's consensus and crossed rules, and
+/v1/convert (direct, inverted, through one asset, refused without consensus).
 
 Binance and Kraken both serve BTC_USDT from their recordings; the exact
 decimal text they must store is in tests/operators/*.expected.jsonl. Without
 an allow-list Binance polls its all-symbol body instead, which gives six more
 pairs (binance_all.expected.jsonl) and a graph to convert over.
+
+The recordings come from different years: Binance's BTC_USDT is 6,622,
+Kraken's 105,944 and Coinbase's 73,365, so those sources never agree. Tests
+that need sources which do move Kraken's REST answer next to Binance's
+through the fake exchange's control API (push_kraken).
 """
 import gzip
 import json
@@ -20,7 +26,12 @@ from conftest import SOURCE, fakex_control, operators_config, wait_until
 EXPECTED = os.path.join(SOURCE, "tests", "operators")
 TICKER_KEYS = ["exchange", "pair", "symbol", "bid", "ask", "bid_size", "ask_size", "last",
                "volume", "mid", "spread_bps", "ts", "received", "age_ms", "stale", "source", "v"]
-AGGREGATE_KEYS = ["mid_median", "vwap", "best_bid", "best_ask", "sources", "excluded"]
+AGGREGATE_KEYS = ["mid_median", "vwap", "best_bid", "best_ask", "sources", "excluded",
+                  "consensus", "crossed"]
+NO_PRICE = {"price": None, "exchange": None}
+KRAKEN_TICKER = os.path.join(SOURCE, "tests", "fixtures", "kraken",
+                             "rest_0_public_Ticker_pair_XBTUSDT.json")
+THREE = ("binance", "coinbase", "kraken")
 
 
 def expected(name):
@@ -30,6 +41,7 @@ def expected(name):
 
 BINANCE = expected("binance")[0]
 KRAKEN = expected("kraken")[0]
+COINBASE = expected("coinbase")[0]
 BINANCE_ALL = expected("binance_all")
 # Without an allow-list binance also streams the pairs of its bookTicker
 # capture.
@@ -89,10 +101,45 @@ def all_operators(fields=None):
     return operators_config(fields={"binance": dict({"pairs": "{}"}, **(fields or {}))})
 
 
+def push_kraken(fakex_url, bid, ask, last):
+    """Kraken's REST BTC_USDT answer with these prices (the recording's other fields)."""
+    with open(KRAKEN_TICKER, encoding="utf-8") as f:
+        body = json.load(f)
+    t = body["result"]["XBTUSDT"]
+    t["b"][0], t["a"][0], t["c"][0] = bid, ask, last
+    fakex_control(fakex_url, "kraken", "push", {"rest": {
+        "method": "GET", "path": "/0/public/Ticker", "query": "pair=XBTUSDT", "body": body}})
+
+
+def wait_kraken_bid(service, bid):
+    def ready():
+        r = get(service, "/v1/rates", pair="BTC_USDT", exchange="kraken")
+        rows = r.json()["rates"] if r.status_code == 200 else []
+        return bool(rows) and rows[0]["exchanges"][0]["bid"] == bid
+
+    wait_until(ready, 30, f"kraken's BTC_USDT bid {bid}")
+
+
 @pytest.fixture
 def both(service):
     wait_pair(service, "BTC_USDT", ["binance", "kraken"])
     return service
+
+
+@pytest.fixture
+def three(make_service, fakex_url):
+    """Binance, Coinbase and Kraken on BTC_USDT, Kraken's answer moved next to
+    Binance's (bid 6621, ask 6623): two agree, and Coinbase's 73,365 is the
+    outlier. Kraken polls every second, so a later push_kraken shows soon."""
+    push_kraken(fakex_url, "6621.00000", "6623.00000", "6622.00000")
+    try:
+        svc = make_service(operators=operators_config(
+            enabled=THREE, fields={"kraken": {"poll_every": "1"}}))
+        wait_pair(svc, "BTC_USDT", list(THREE))
+        wait_kraken_bid(svc, "6621.00000")
+        yield svc
+    finally:
+        fakex_control(fakex_url, "kraken", "reset")
 
 
 @pytest.fixture
@@ -135,14 +182,12 @@ def test_full_dump(both):
 
     agg = row["aggregate"]
     assert list(agg.keys()) == AGGREGATE_KEYS
-    # Two sources: neither can be called the outlier of the other.
-    assert agg["sources"] == 2 and agg["excluded"] == []
-    assert agg["mid_median"] == pytest.approx((mid(BINANCE) + mid(KRAKEN)) / 2, rel=1e-12)
-    vb, vk = float(BINANCE["volume"]), float(KRAKEN["volume"])
-    assert agg["vwap"] == pytest.approx((mid(BINANCE) * vb + mid(KRAKEN) * vk) / (vb + vk),
-                                        rel=1e-12)
-    assert agg["best_bid"] == {"price": KRAKEN["bid"], "exchange": "kraken"}
-    assert agg["best_ask"] == {"price": BINANCE["ask"], "exchange": "binance"}
+    # Two sources sixteenfold apart: neither can be called the outlier of the
+    # other, and no median or vwap of the two is a price anyone quotes.
+    # Kraken's bid is above Binance's ask: crossed, so no best bid or ask.
+    assert agg == {"mid_median": None, "vwap": None, "best_bid": NO_PRICE,
+                   "best_ask": NO_PRICE, "sources": 2, "excluded": [],
+                   "consensus": False, "crossed": True}
 
 
 def test_filters(both):
@@ -150,6 +195,9 @@ def test_filters(both):
     assert [t["exchange"] for t in entry(one, "BTC_USDT")["exchanges"]] == ["binance"]
     assert entry(one, "BTC_USDT")["aggregate"]["sources"] == 1
     assert entry(one, "BTC_USDT")["aggregate"]["mid_median"] == pytest.approx(mid(BINANCE))
+    assert entry(one, "BTC_USDT")["aggregate"]["consensus"] is True
+    assert entry(one, "BTC_USDT")["aggregate"]["best_ask"] == {"price": BINANCE["ask"],
+                                                                "exchange": "binance"}
 
     two = get_json(both, "/v1/rates", exchange="Kraken,binance")
     assert [t["exchange"] for t in entry(two, "BTC_USDT")["exchanges"]] == ["binance", "kraken"]
@@ -262,6 +310,8 @@ def test_stale_exclude(make_service, fakex_url):
         assert b["age_ms"] > 1000 and b["age_ms"] == body["generated"] - b["received"]
         assert row["aggregate"]["excluded"] == [{"exchange": "binance", "reason": "stale"}]
         assert row["aggregate"]["sources"] == 1
+        # A stale source does not vote: Kraken alone is a majority.
+        assert row["aggregate"]["consensus"] is True
         assert row["aggregate"]["mid_median"] == pytest.approx(mid(KRAKEN))
         assert row["aggregate"]["best_bid"] == {"price": KRAKEN["bid"], "exchange": "kraken"}
 
@@ -371,10 +421,13 @@ def test_pair_inverted(both):
         assert t["age_ms"] == body["generated"] - t["received"]
     assert b["bid"] == "0.000151009498497"  # 1 / 6622.10000000, 12 digits
     assert k["bid"] == "0.0000094389221506"  # 1 / 105944.30000, trailing 0 trimmed
+    # Inverted, they disagree just as much (and Binance's bid is above
+    # Kraken's ask now).
     agg = body["aggregate"]
-    assert agg["best_bid"] == {"price": b["bid"], "exchange": "binance"}
-    assert agg["best_ask"] == {"price": k["ask"], "exchange": "kraken"}
-    assert agg["mid_median"] == pytest.approx((b["mid"] + k["mid"]) / 2, rel=1e-12)
+    assert agg["consensus"] is False and agg["crossed"] is True
+    assert agg["mid_median"] is None and agg["vwap"] is None
+    assert agg["best_bid"] == NO_PRICE and agg["best_ask"] == NO_PRICE
+    assert agg["sources"] == 2 and agg["excluded"] == []
 
 
 def test_pair_errors(both):
@@ -391,8 +444,9 @@ def test_pair_errors(both):
 # /v1/convert
 # ---------------------------------------------------------------------------
 
-def test_convert_direct_and_inverted(both):
-    median = (mid(BINANCE) + mid(KRAKEN)) / 2
+def test_convert_direct_and_inverted(three):
+    both = three
+    median = (mid(BINANCE) + 6622.0) / 2  # Coinbase's the outlier
     body = get_json(both, "/v1/convert", **{"from": "btc", "to": "USDT", "amount": "2"})
     assert list(body.keys()) == ["from", "to", "amount", "result", "rate", "path", "generated"]
     assert body["from"] == "BTC" and body["to"] == "USDT" and body["amount"] == 2
@@ -459,6 +513,86 @@ def test_convert_no_path(both):
     r = get(both, "/v1/convert", **{"from": "BTC", "to": "XYZ", "amount": "1"})
     assert r.status_code == 404
     assert r.json()["error"]["code"] == "no_path"
+
+
+def test_convert_refuses_pair_without_consensus(both):
+    """Binance's 6,622 and Kraken's 105,944: no rate converts BTC to USDT
+    (the mean of the two would be 56,283, which nobody quotes), either way."""
+    for frm, to in (("BTC", "USDT"), ("usdt", "btc")):
+        r = get(both, "/v1/convert", **{"from": frm, "to": to, "amount": "2"})
+        assert r.status_code == 404, r.text
+        err = r.json()["error"]
+        assert err["code"] == "no_consensus", err
+        assert "BTC_USDT" in err["message"], err
+
+
+def test_convert_refuses_two_legs_without_consensus(make_service):
+    """A two-leg path through a pair whose sources disagree is no path
+    either: LTC -> BTC (Binance) -> USDT (Kraken and Coinbase, 105,944
+    against 73,365) is refused, while LTC -> BTC -> ETH still converts."""
+    svc = make_service(operators=operators_config(
+        enabled=THREE, fields={"binance": {"pairs": "{}"}}))
+    wait_pair(svc, "BTC_USDT", ["coinbase", "kraken"])
+    wait_pair(svc, "LTC_BTC", ["binance"])
+    wait_pair(svc, "ETH_BTC", ["binance"])
+    r = get(svc, "/v1/convert", **{"from": "LTC", "to": "USDT"})
+    assert r.status_code == 404, r.text
+    err = r.json()["error"]
+    assert err["code"] == "no_consensus" and "BTC_USDT" in err["message"], err
+    ok = get_json(svc, "/v1/convert", **{"from": "LTC", "to": "ETH"})
+    assert [p["pair"] for p in ok["path"]] == ["LTC_BTC", "ETH_BTC"]
+
+
+# ---------------------------------------------------------------------------
+# Consensus and crossed
+# ---------------------------------------------------------------------------
+
+def test_three_sources_that_all_disagree(make_service):
+    """The replay data's BTC_USDT on Binance (6,622), Coinbase (73,365) and
+    Kraken (105,944): no majority agrees, so nobody is called the outlier
+    and the aggregate has no price; Kraken's bid is above Binance's ask."""
+    svc = make_service(operators=operators_config(enabled=THREE))
+    wait_pair(svc, "BTC_USDT", list(THREE))
+    for body in (get_json(svc, "/v1/rates/BTC_USDT"),
+                 entry(get_json(svc, "/v1/rates"), "BTC_USDT")):
+        assert body["aggregate"] == {
+            "mid_median": None, "vwap": None, "best_bid": NO_PRICE, "best_ask": NO_PRICE,
+            "sources": 3, "excluded": [], "consensus": False, "crossed": True}
+        assert [t["exchange"] for t in body["exchanges"]] == list(THREE)
+    r = get(svc, "/v1/convert", **{"from": "BTC", "to": "USDT"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "no_consensus", r.text
+
+
+def test_majority_excludes_the_outlier(three):
+    """Binance and Kraken agree (6,621.8 and 6,622); Coinbase's 73,365 is the
+    outlier, excluded with its reason."""
+    body = get_json(three, "/v1/rates/BTC_USDT")
+    agg = body["aggregate"]
+    assert agg["consensus"] is True and agg["crossed"] is False
+    assert agg["sources"] == 2
+    assert agg["excluded"] == [{"exchange": "coinbase", "reason": "outlier"}]
+    assert agg["mid_median"] == pytest.approx((mid(BINANCE) + 6622.0) / 2, rel=1e-12)
+    assert agg["best_bid"] == {"price": BINANCE["bid"], "exchange": "binance"}  # 6621.55
+    assert agg["best_ask"] == {"price": BINANCE["ask"], "exchange": "binance"}  # 6622.10
+    vb, vk = float(BINANCE["volume"]), float(KRAKEN["volume"])
+    assert agg["vwap"] == pytest.approx((mid(BINANCE) * vb + 6622.0 * vk) / (vb + vk), rel=1e-12)
+    conv = get_json(three, "/v1/convert", **{"from": "BTC", "to": "USDT"})
+    assert conv["path"][0]["exchanges"] == ["binance", "kraken"]
+
+
+def test_crossed_across_exchanges(three, fakex_url):
+    """Kraken's bid (6,622.50) above Binance's ask (6,622.10): the sources
+    agree, so the median stands, but the best bid and ask are not served."""
+    push_kraken(fakex_url, "6622.50000", "6623.00000", "6622.75000")
+    wait_kraken_bid(three, "6622.50000")
+    agg = get_json(three, "/v1/rates/BTC_USDT")["aggregate"]
+    assert agg["consensus"] is True and agg["crossed"] is True
+    assert agg["best_bid"] == NO_PRICE and agg["best_ask"] == NO_PRICE
+    assert agg["mid_median"] == pytest.approx((mid(BINANCE) + 6622.75) / 2, rel=1e-12)
+    assert agg["excluded"] == [{"exchange": "coinbase", "reason": "outlier"}]
+    # A crossed pair with consensus still converts, at its median.
+    conv = get_json(three, "/v1/convert", **{"from": "BTC", "to": "USDT"})
+    assert conv["rate"] == pytest.approx(agg["mid_median"], rel=1e-12)
 
 
 def test_rates_need_auth(service):

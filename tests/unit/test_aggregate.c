@@ -1,7 +1,9 @@
 /*
  * aggregate: median (odd and even counts), vwap with and without volumes,
  * best bid/ask and who quotes them, stale and outlier exclusion (and the
- * two-source case where nobody can be called the outlier), empty input,
+ * two-source case where nobody can be called the outlier), consensus (no
+ * majority within outlier_pct: no prices, nobody an outlier), a best bid
+ * above the best ask across exchanges reported as crossed, empty input,
  * and inversion to 12 significant digits with sizes and volume converted.
  */
 #include "aggregate.h"
@@ -51,6 +53,8 @@ static void test_empty(void)
     CHECK_INT_EQ(a.best_ask, -1);
     CHECK_INT_EQ(a.sources, 0);
     CHECK_INT_EQ(a.excluded, 0);
+    CHECK(!a.consensus); /* nothing agrees when nothing is there */
+    CHECK(!a.crossed);
 }
 
 static void test_median_odd_even(void)
@@ -236,11 +240,172 @@ static void test_outlier(void)
     CHECK_INT_EQ(a.excluded, 2);
     CHECK_DBL_NEAR(a.mid_median, 100, 0);
 
-    /* Two sources: neither can be called the outlier. */
+    /* Two sources 9.5 % apart: neither can be called the outlier, and
+     * they do not agree either (test_consensus). */
     aggregate_compute(t + 1, 2, &o, &a, use);
     CHECK_INT_EQ(use[0], AGGREGATE_USED);
     CHECK_INT_EQ(use[1], AGGREGATE_USED);
+    CHECK(!a.consensus);
+    CHECK(isnan(a.mid_median));
+    /* Within 15 % they do: the median is their mean. */
+    o.outlier_pct = 15;
+    aggregate_compute(t + 1, 2, &o, &a, use);
+    CHECK(a.consensus);
     CHECK_DBL_NEAR(a.mid_median, 105.25, 0);
+}
+
+/* Whether all n entries of use are AGGREGATE_USED. */
+static int all_used(const enum aggregate_use *use, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (use[i] != AGGREGATE_USED) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* No prices, every fresh ticker a source, nobody an outlier. */
+static void check_no_consensus(const struct aggregate *a, const enum aggregate_use *use, size_t n)
+{
+    CHECK(!a->consensus);
+    CHECK(isnan(a->mid_median));
+    CHECK(isnan(a->vwap));
+    CHECK_INT_EQ(a->best_bid, -1);
+    CHECK_INT_EQ(a->best_ask, -1);
+    CHECK_INT_EQ(a->sources, n);
+    CHECK_INT_EQ(a->excluded, 0);
+    CHECK(all_used(use, n));
+}
+
+static void test_consensus(void)
+{
+    enum aggregate_use use[5];
+    struct aggregate a;
+    struct aggregate_opts o = opts();
+
+    /* The replay data's BTC_USDT: recordings years apart. Two sources
+     * tenfold apart: no median of the two (it would be a price nobody
+     * quotes), and a best bid above the best ask. */
+    struct ticker two[2] = {
+        mk("binance", "6621.55", "6622.10", "57857", 0),
+        mk("kraken", "105944.2", "105944.3", "163", 0),
+    };
+    aggregate_compute(two, 2, &o, &a, use);
+    check_no_consensus(&a, use, 2);
+    CHECK(a.crossed);
+
+    /* Three that all differ: judging would drop the farthest and leave two
+     * that still disagree; nobody is called the outlier. */
+    struct ticker three[3] = {
+        mk("binance", "6621.55", "6622.10", "57857", 0),
+        mk("coinbase", "73360.34", "73369.19", "1207", 0),
+        mk("kraken", "105944.2", "105944.3", "163", 0),
+    };
+    aggregate_compute(three, 3, &o, &a, use);
+    check_no_consensus(&a, use, 3);
+    CHECK(a.crossed);
+
+    /* Two against two: no majority, whichever side judging leaves. */
+    struct ticker four[4] = {
+        mk("a", "99", "101", NULL, 0),
+        mk("b", "999", "1001", NULL, 0),
+        mk("c", "99.5", "100.5", NULL, 0),
+        mk("d", "999.5", "1000.5", NULL, 0),
+    };
+    aggregate_compute(four, 4, &o, &a, use);
+    check_no_consensus(&a, use, 4);
+
+    /* Three against two: the three are a majority, the two are outliers. */
+    struct ticker five[5] = {
+        mk("a", "99", "101", NULL, 0),     mk("b", "999", "1001", NULL, 0),
+        mk("c", "99.5", "100.5", NULL, 0), mk("d", "999.5", "1000.5", NULL, 0),
+        mk("e", "100", "100.9", NULL, 0),
+    };
+    aggregate_compute(five, 5, &o, &a, use);
+    CHECK(a.consensus);
+    CHECK(!a.crossed);
+    CHECK_INT_EQ(a.sources, 3);
+    CHECK_INT_EQ(use[1], AGGREGATE_OUTLIER);
+    CHECK_INT_EQ(use[3], AGGREGATE_OUTLIER);
+    CHECK_DBL_NEAR(a.mid_median, 100.0, 0);
+    CHECK_STR_EQ(five[a.best_bid].exchange, "e");
+    CHECK_STR_EQ(five[a.best_ask].exchange, "c");
+
+    /* Stale tickers do not vote: two fresh that agree are a majority of
+     * the fresh, however many stale ones disagree. */
+    five[0].received = NOW - 61000;
+    five[1].received = NOW - 61000;
+    five[3].received = NOW - 61000;
+    aggregate_compute(five, 5, &o, &a, use);
+    CHECK(a.consensus);
+    CHECK_INT_EQ(a.sources, 2);
+    CHECK_INT_EQ(a.excluded, 3);
+    CHECK_DBL_NEAR(a.mid_median, (100.0 + 100.45) / 2, 1e-12);
+
+    /* One source agrees with itself. */
+    aggregate_compute(two, 1, &o, &a, use);
+    CHECK(a.consensus);
+    CHECK_DBL_NEAR(a.mid_median, 6621.825, 1e-9);
+    CHECK_STR_EQ(two[a.best_bid].bid, "6621.55");
+
+    /* Disagreeing without crossing (wide spreads): still no prices. */
+    struct ticker wide[2] = {
+        mk("a", "90", "200", NULL, 0),  /* mid 145 */
+        mk("b", "100", "111", NULL, 0), /* mid 105.5 */
+    };
+    aggregate_compute(wide, 2, &o, &a, use);
+    check_no_consensus(&a, use, 2);
+    CHECK(!a.crossed);
+
+    /* Two agree when each is within outlier_pct of the other. */
+    struct ticker near[2] = {
+        mk("a", "100", "100", NULL, 0),
+        mk("b", "104.9", "104.9", NULL, 0),
+    };
+    aggregate_compute(near, 2, &o, &a, use);
+    CHECK(a.consensus);
+    near[1] = mk("b", "105.1", "105.1", NULL, 0);
+    aggregate_compute(near, 2, &o, &a, use);
+    CHECK(!a.consensus);
+}
+
+static void test_crossed(void)
+{
+    /* Agreeing within 5 %, but a's bid is above b's ask: nobody can buy at
+     * one and sell at the other, so neither is served as the best price.
+     * The median still is. */
+    struct ticker t[3] = {
+        mk("a", "100.5", "100.6", "1", 0), /* mid 100.55 */
+        mk("b", "100.0", "100.2", "1", 0), /* mid 100.1 */
+        mk("c", "100.3", "100.4", "1", 0), /* mid 100.35 */
+    };
+    enum aggregate_use use[3];
+    struct aggregate a;
+    struct aggregate_opts o = opts();
+
+    aggregate_compute(t, 3, &o, &a, use);
+    CHECK(a.consensus);
+    CHECK(a.crossed);
+    CHECK_INT_EQ(a.best_bid, -1);
+    CHECK_INT_EQ(a.best_ask, -1);
+    CHECK_INT_EQ(a.sources, 3);
+    CHECK_DBL_NEAR(a.mid_median, 100.35, 1e-12);
+    CHECK_DBL_NEAR(a.vwap, (100.55 + 100.1 + 100.35) / 3, 1e-9);
+
+    /* A bid equal to the ask elsewhere is locked, not crossed. */
+    t[0] = mk("a", "100.2", "100.6", "1", 0);
+    t[2] = mk("c", "100.15", "100.4", "1", 0);
+    aggregate_compute(t, 3, &o, &a, use);
+    CHECK(!a.crossed);
+    CHECK_STR_EQ(t[a.best_bid].exchange, "a");
+    CHECK_STR_EQ(t[a.best_ask].exchange, "b");
+
+    /* A crossing quote that goes stale no longer crosses. */
+    t[0] = mk("a", "100.5", "100.6", "1", 61000);
+    aggregate_compute(t, 3, &o, &a, use);
+    CHECK(!a.crossed);
+    CHECK_STR_EQ(t[a.best_bid].exchange, "c");
 }
 
 static void test_invert(void)
@@ -301,6 +466,8 @@ int main(void)
     test_best();
     test_stale();
     test_outlier();
+    test_consensus();
+    test_crossed();
     test_invert();
     return CHECK_DONE();
 }
