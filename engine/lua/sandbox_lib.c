@@ -35,6 +35,7 @@
 #include "sandbox.h"
 
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -141,7 +142,16 @@ static int sandbox_require(lua_State *L)
     return 1;
 
 not_found:
-    return luaL_error(L, "module '%s' not found (require only reaches operators/lib/)", name);
+    if (!sb->lib_dir || !sandbox_module_name_ok(name, len)) {
+        return luaL_error(L, "module '%s' not found (require loads only [a-z0-9_.] names from "
+                             "the lib folder next to the operators)",
+                          name);
+    }
+    /* The path it looked at, absolute: an author running a copy from
+     * another folder sees which lib/ that was. */
+    char real[PATH_MAX];
+    sandbox_module_path(L, realpath(sb->lib_dir, real) ? real : sb->lib_dir, name);
+    return luaL_error(L, "module '%s' not found: no file %s", name, lua_tostring(L, -1));
 }
 
 /* ---------------------------------------------------------------------------
@@ -772,16 +782,109 @@ int sandbox_open_libs(lua_State *L)
  * x.json: a configured lua-cjson.
  * ------------------------------------------------------------------------- */
 
+/* Whether s[0..n) is a JSON number: -?(0|[1-9]d*)(.d+)?([eE][+-]?d+)?. */
+static int sandbox_json_number_ok(const char *s, size_t n)
+{
+    size_t i = s[0] == '-';
+    size_t d = i;
+
+    while (i < n && s[i] >= '0' && s[i] <= '9') {
+        i++;
+    }
+    if (i == d || (s[d] == '0' && i > d + 1)) {
+        return 0;
+    }
+    if (i < n && s[i] == '.') {
+        d = ++i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            i++;
+        }
+        if (i == d) {
+            return 0;
+        }
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i += i + 1 < n && (s[i + 1] == '+' || s[i + 1] == '-') ? 2 : 1;
+        d = i;
+        while (i < n && s[i] >= '0' && s[i] <= '9') {
+            i++;
+        }
+        if (i == d) {
+            return 0;
+        }
+    }
+    return i == n;
+}
+
+/* Pushes text with every number token outside strings put in quotes, so
+ * that cjson decodes it as the string the exchange wrote ("472556.000000"
+ * stays that, not 472556). Only the tokenizing is ours: strings are
+ * skipped with their escapes, and a token that is not a JSON number is
+ * left as it is for cjson to refuse. */
+static void sandbox_json_quote_numbers(lua_State *L, const char *s, size_t len)
+{
+    luaL_Buffer b;
+    size_t i = 0;
+
+    luaL_buffinit(L, &b);
+    while (i < len) {
+        char c = s[i];
+        if (c == '"') {
+            size_t j = i + 1;
+            while (j < len && s[j] != '"') {
+                j += s[j] == '\\' ? 2 : 1;
+            }
+            j = j < len ? j + 1 : len;
+            luaL_addlstring(&b, s + i, j - i);
+            i = j;
+        } else if (c == '-' || (c >= '0' && c <= '9')) {
+            size_t j = i + 1;
+            while (j < len && strchr("0123456789+-.eE", s[j])) {
+                j++;
+            }
+            int quote = sandbox_json_number_ok(s + i, j - i);
+            if (quote) {
+                luaL_addchar(&b, '"');
+            }
+            luaL_addlstring(&b, s + i, j - i);
+            if (quote) {
+                luaL_addchar(&b, '"');
+            }
+            i = j;
+        } else {
+            luaL_addchar(&b, c);
+            i++;
+        }
+    }
+    luaL_pushresult(&b);
+}
+
 /* cjson's decode (upvalue 1), charged one instruction per input byte before
  * it runs. Its errors are re-raised with the caller's position, which a C
- * caller in between would otherwise hide. */
+ * caller in between would otherwise hide. x.json.decode(text, {numbers =
+ * "text"}) keeps every number as the exchange's own text. */
 static int sandbox_json_decode(lua_State *L)
 {
-    int n = lua_gettop(L);
-
     if (lua_type(L, 1) == LUA_TSTRING) {
         sandbox_charge(L, (long)luaL_len(L, 1));
     }
+    if (lua_istable(L, 2)) {
+        lua_getfield(L, 2, "numbers");
+        const char *mode = lua_tostring(L, -1);
+        if (mode && strcmp(mode, "text") != 0) {
+            return luaL_error(L, "x.json.decode: numbers must be \"text\" or absent");
+        }
+        if (mode && lua_type(L, 1) == LUA_TSTRING) {
+            size_t len;
+            const char *text = lua_tolstring(L, 1, &len);
+            sandbox_charge(L, (long)len);
+            sandbox_json_quote_numbers(L, text, len);
+            lua_replace(L, 1);
+        }
+        lua_settop(L, 1);
+    }
+    int n = lua_gettop(L);
+
     lua_pushvalue(L, lua_upvalueindex(1));
     lua_insert(L, 1);
     if (lua_pcall(L, n, LUA_MULTRET, 0) != LUA_OK) {

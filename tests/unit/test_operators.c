@@ -672,6 +672,37 @@ static void test_reload_lib_and_held(void)
     world_stop(&w);
 }
 
+static bool numbers_stored(struct world *w, void *arg)
+{
+    return store_get(w->store, "numbers", "AAA_BBB", arg) == 0;
+}
+
+/* x.json.decode(text, {numbers = "text"}) keeps the exchange's own number
+ * text (a plain decode renders 472556.000000 as 472556); strings, nesting,
+ * negative and exponent forms are kept too, a bad option is an error. */
+static void test_json_numbers_as_text(void)
+{
+    struct world w;
+    struct ticker t;
+
+    world_start(&w, NULL);
+    write_operator(&w, "numbers",
+                   "    local text = '{\"b\":472556.000000,\"a\":\"472557.5\",'\n"
+                   "      .. '\"q\":[-0.50,1e2,true,null,\"x\\\\\"9\"]}'\n"
+                   "    local d = x.json.decode(text, { numbers = 'text' })\n"
+                   "    assert(d.q[1] == '-0.50' and d.q[2] == '1e2' and d.q[3] == true, d.q[1])\n"
+                   "    assert(d.q[5] == 'x\"9')\n"
+                   "    assert(x.json.decode(text).b == 472556)\n"
+                   "    assert(not pcall(x.json.decode, text, { numbers = 'float' }))\n"
+                   "    assert(not pcall(x.json.decode, '[1-2]', { numbers = 'text' }))\n"
+                   "    x.emit{ base = 'AAA', quote = 'BBB', bid = d.b, ask = d.a }");
+    world_run_registry(&w);
+    CHECK(wait_for(&w, numbers_stored, &t, 10));
+    CHECK_STR_EQ(t.bid, "472556.000000");
+    CHECK_STR_EQ(t.ask, "472557.5");
+    world_stop(&w);
+}
+
 static bool batched_twice(struct world *w, void *arg)
 {
     return w->batches >= 2;
@@ -752,6 +783,7 @@ int main(void)
     test_sandbox_isolation();
     test_reload();
     test_reload_lib_and_held();
+    test_json_numbers_as_text();
     test_faults();
     test_budget_and_hosts();
     return CHECK_DONE();
