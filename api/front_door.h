@@ -5,8 +5,9 @@
  * the head themselves (DESIGN 8, "One port"; notes/one-port.md).
  *
  * Heads that are too large are answered 431, heads that do not arrive within
- * the head timeout 408, WebSocket upgrades with no WebSocket server 501; each
- * with a small JSON error body, then the connection is closed. A client that
+ * the head timeout 408, malformed request or header lines 400 (front_door_scan),
+ * WebSocket upgrades with no WebSocket server 501; each with a small JSON
+ * error body, then the connection is closed. A client that
  * hangs up (or fails) before its head is complete is closed silently.
  *
  * Threads: everything here runs on the loop thread, and the ops callbacks are
@@ -75,7 +76,7 @@ struct front_door_stats {
     uint64_t to_ws;
     uint64_t timeouts_408;
     uint64_t too_large_431;
-    uint64_t bad_400; /* a request line that is not METHOD TARGET HTTP/d.d */
+    uint64_t bad_400; /* a request or header line that front_door_scan calls bad */
     uint64_t closed_early; /* EOF or error before a complete head */
     uint64_t refused_501;
 };
@@ -86,12 +87,18 @@ void front_door_stats(const struct front_door *door, struct front_door_stats *ou
  * Otherwise *head_len is the length of the head, its empty line included.
  * The head ends at the first empty line; a line ends at LF, with or without
  * a CR before it (RFC 9112 2.2), and empty lines before the request line are
- * skipped. */
+ * skipped. A bad line is reported as soon as it is complete, with *head_len
+ * up to its end. */
 enum front_door_head {
     FRONT_DOOR_HEAD_PARTIAL,
     FRONT_DOOR_HEAD_REST,
     FRONT_DOOR_HEAD_WS,
-    FRONT_DOOR_HEAD_BAD, /* complete, but the request line is not METHOD SP TARGET SP HTTP/d.d */
+    FRONT_DOOR_HEAD_BAD, /* the request line is not METHOD SP TARGET SP HTTP/d.d */
+    /* A header line is not NAME ":" VALUE with a name of token characters
+     * right before the colon (no whitespace: RFC 9112 5.1; a folded line has
+     * no name), or holds a NUL, a bare CR or another control character but
+     * HTAB (RFC 9110 5.5, RFC 9112 2.2). */
+    FRONT_DOOR_HEAD_BAD_FIELD,
 };
 enum front_door_head front_door_scan(const char *buf, size_t n, size_t *head_len);
 

@@ -6,26 +6,56 @@
  * The life of a request. libmicrohttpd calls, in order:
  *   1. on_uri, once the request line is parsed, with the raw target (before
  *      percent-decoding and before the query is split off): a struct
- *      rest_call is made there and becomes the request's *con_cls. The raw
- *      target is the only place a %00 can be seen (libmicrohttpd's decoded
- *      strings end at it) and where the URL length is checked;
- *   2. on_request, first with no data: we only answer MHD_YES. Queueing a
- *      response on this first call makes libmicrohttpd 0.9.75 close the
- *      connection afterwards (no keep-alive), notes/one-port.md;
+ *      rest_call is made there and becomes the request's *con_cls, and is
+ *      recorded on its connection (rest_conn.h). The raw target is the only
+ *      place a %00 can be seen (libmicrohttpd's decoded strings end at it)
+ *      and where the URL length and the number of query parameters are
+ *      checked;
+ *   2. on_request, first with no data (the head is complete): requests the
+ *      REST core refuses outright are answered here — 429 over the
+ *      per-address limit, 400 for a head whose framing is ambiguous — and
+ *      the connection closes after the answer. Anything else gets MHD_YES
+ *      only: queueing on this first call makes libmicrohttpd 0.9.75 close
+ *      the connection afterwards (no keep-alive), notes/one-port.md;
  *   3. on_request with any upload data, which is counted and dropped (no
  *      route reads a body);
  *   4. on_request with no more data: route, check, call the handler and
  *      queue its answer — or, if the handler posted work to the loop
  *      (ingest_bridge_post), return with the connection suspended; once resumed
  *      libmicrohttpd calls on_request again and the stored answer is queued;
- *   5. on_completed: metrics, access log, and the rest_call is freed.
+ *   5. on_completed: metrics, access log, and the rest_call is freed. When
+ *      libmicrohttpd gives up on a request without this call, its
+ *      connection frees the rest_call when it closes or when the next
+ *      request replaces it.
+ *
+ * The query trap. libmicrohttpd 0.9.75 splits the query into one pool record
+ * per parameter right after on_uri returns, and when its per-connection pool
+ * runs out there it queues a 431 but then overwrites the connection's state,
+ * so nothing is sent until the timeout and the request's completion is never
+ * reported (a 4 KB /healthz?a0=1&...&a599=1 hung for 30 s and leaked). No
+ * pool size avoids it for every URL it can read, so on_uri cuts the query off
+ * (a NUL right after the '?', in libmicrohttpd's own buffer, which it parses
+ * next) when the target is over max_url_bytes or holds more than
+ * REST_MAX_QUERY_PARAMS parameters, keeps its own copy, and dispatch answers
+ * 414 or 400 before any route could miss the parameters.
+ *
+ * Framing (RFC 9112 6.1, 6.3, 3.2). A head that two HTTP parsers could frame
+ * differently is how requests are smuggled past a proxy: Transfer-Encoding
+ * together with Content-Length, more than one Transfer-Encoding or
+ * Content-Length, a coding other than chunked, Transfer-Encoding in
+ * HTTP/1.0, whitespace between a field name and its colon (libmicrohttpd
+ * keeps it in the name, so a proxy and libmicrohttpd would disagree on what
+ * the field is), an HTTP/1.1 request without exactly one Host. Each is a 400
+ * and the connection closes. The front door refuses NULs, bare CRs and
+ * control characters in a connection's first head; libmicrohttpd reads the
+ * later heads itself and cuts a value at a NUL, which no API shows.
  *
  * Order of the shared checks: CORS headers (on every answer, errors too),
- * URL too long (414), route lookup, %00 (400, even on unknown paths),
- * unknown path (404), OPTIONS (preflight: 204, or 403 for an unlisted
- * origin), wrong method (405 with Allow), auth (401 with WWW-Authenticate:
- * Bearer, or 403 on admin routes), then the handler. Errors on the old
- * service's routes use its {"detail": "..."} shape.
+ * URL too long (414), route lookup, too many query parameters (400), %00
+ * (400, even on unknown paths), unknown path (404), OPTIONS (preflight: 204,
+ * or 403 for an unlisted origin), wrong method (405 with Allow), auth (401
+ * with WWW-Authenticate: Bearer, or 403 on admin routes), then the handler.
+ * Errors on the old service's routes use its {"detail": "..."} shape.
  */
 #include "rest.h"
 
@@ -41,6 +71,7 @@
 #include <time.h>
 
 #include "ingest_bridge.h"
+#include "rest_conn.h"
 #include "rest_metrics.h"
 #include "auth.h"
 #include "config/config.h"
@@ -49,26 +80,32 @@
 #include "core/xalloc.h"
 
 #define REST_POOL_THREADS 2
-#define REST_TIMEOUT_S 30
+#define REST_TIMEOUT_S 30 /* at least; see rest_new */
 /* A body no route reads; beyond this the connection is dropped. */
 #define REST_MAX_UPLOAD ((size_t)1 << 20)
 #define REST_CORS_MAX_AGE_S 600
 #define REST_METHOD_MAX 16
 #define REST_ALLOW_MAX 64
+/* No route takes more than a handful; 64 records fit any pool we make. */
+#define REST_MAX_QUERY_PARAMS 64
 
 struct rest {
     struct api_ctx *ctx;
     struct MHD_Daemon *daemon;
     struct auth *own_auth;
     struct rest_metrics *own_metrics;
+    struct rest_conns *conns;
 };
 
 /* One request (not one connection: keep-alive makes a new one each time). */
 struct rest_call {
     struct rest *rest;
     struct MHD_Connection *conn;
+    struct rest_conn *rc;    /* its connection's state (NULL if never announced) */
     char *raw;               /* the raw request target; NULL when over max_url_bytes */
     bool has_nul;            /* %00 in the raw target */
+    bool too_many_params;    /* more than REST_MAX_QUERY_PARAMS: the query was cut off */
+    bool close;              /* answer with Connection: close */
     bool started;            /* the first on_request call happened */
     bool posted;             /* suspended on the loop bridge */
     size_t uploaded;         /* body bytes dropped */
@@ -80,6 +117,7 @@ struct rest_call {
     int status;   /* as queued; 0 = nothing queued */
     size_t bytes; /* body bytes queued */
     char method[REST_METHOD_MAX];
+    char client[INET6_ADDRSTRLEN]; /* from a trusted proxy's X-Forwarded-For, or "" */
     struct api_resp resp;
 };
 
@@ -105,22 +143,57 @@ static void resp_init(struct api_resp *resp)
     jbuf_init(&resp->body);
 }
 
+static void call_free(void *p)
+{
+    struct rest_call *call = p;
+
+    if (call->resp.shared && call->resp.shared_release) {
+        call->resp.shared_release(call->resp.shared_ctx);
+    }
+    jbuf_free(&call->resp.body);
+    free(call->raw);
+    free(call);
+}
+
 /* ---- libmicrohttpd callbacks around the handler ------------------------ */
+
+/* How many parameters libmicrohttpd makes of a query: one per '&' piece. */
+static size_t query_params(const char *query)
+{
+    size_t n = *query ? 1 : 0;
+    for (; *query; query++) {
+        n += *query == '&';
+    }
+    return n;
+}
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
 {
     struct rest *rest = cls;
     struct rest_call *call = xcalloc(1, sizeof *call);
     size_t len = strlen(uri);
+    /* uri points into libmicrohttpd's read buffer (the query trap, above). */
+    char *query = strchr(uri, '?');
 
     call->rest = rest;
     call->conn = conn;
+    call->rc = rest_conn_of(conn);
     call->t0_us = mono_us();
     call->route = rest_route_count();
     if ((int64_t)len <= rest->ctx->cfg->limits.max_url_bytes) {
         call->raw = xstrndup(uri, len);
     }
     call->has_nul = strstr(uri, "%00") != NULL;
+    call->too_many_params = query && query_params(query + 1) > REST_MAX_QUERY_PARAMS;
+    if (query && (!call->raw || call->too_many_params)) {
+        query[1] = '\0';
+    }
+    if (call->rc) {
+        void *abandoned = rest_conn_set_call(call->rc, call);
+        if (abandoned) {
+            call_free(abandoned);
+        }
+    }
     resp_init(&call->resp);
     return call;
 }
@@ -159,7 +232,11 @@ static void access_log(struct rest_call *call, uint64_t dur_us)
     char target[1024];
     char redacted[1024];
 
-    peer_text(call->conn, peer, sizeof peer);
+    if (call->client[0]) {
+        snprintf(peer, sizeof peer, "%s", call->client);
+    } else {
+        peer_text(call->conn, peer, sizeof peer);
+    }
     printable(call->method[0] ? call->method : "-", method, sizeof method);
     printable(call->raw ? call->raw : "(URL too long)", target, sizeof target);
     log_redact(target, redacted, sizeof redacted);
@@ -177,6 +254,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     }
     *con_cls = NULL;
+    if (call->rc) {
+        rest_conn_set_call(call->rc, NULL);
+        rest_conn_answered(call->rc);
+    }
     if (call->status) {
         uint64_t dur = mono_us() - call->t0_us;
         rest_metrics_observe(rest->ctx->metrics, call->route, call->status, dur);
@@ -184,12 +265,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             access_log(call, dur);
         }
     }
-    if (call->resp.shared && call->resp.shared_release) {
-        call->resp.shared_release(call->resp.shared_ctx);
-    }
-    jbuf_free(&call->resp.body);
-    free(call->raw);
-    free(call);
+    call_free(call);
 }
 
 /* ---- Errors the core answers itself ------------------------------------ */
@@ -321,6 +397,11 @@ static void dispatch(struct rest *rest, struct rest_call *call, const char *url)
         call->route = index;
         call->flags = rest_route_at(index)->flags;
     }
+    if (call->too_many_params) {
+        core_error(call, 400, "bad_request", "Too many query parameters",
+                   "the query has more than %d parameters", REST_MAX_QUERY_PARAMS);
+        return;
+    }
     if (call->has_nul) {
         core_error(call, 400, "bad_request", "%00 is not allowed in a URL",
                    "%%00 (a NUL byte) is not allowed in the path or query");
@@ -398,11 +479,128 @@ static enum MHD_Result queue(struct rest_call *call)
     if (call->vary_origin) {
         MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Origin");
     }
+    if (call->close) {
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    }
     call->status = resp->status ? resp->status : 200;
     call->bytes = strcmp(call->method, "HEAD") == 0 ? 0 : len;
     enum MHD_Result ok = MHD_queue_response(call->conn, (unsigned)call->status, r);
     MHD_destroy_response(r);
     return ok;
+}
+
+/* ---- The head as a whole ------------------------------------------------ */
+
+/* What framing_error counts over the header fields. */
+struct head_fields {
+    int host, te, cl;
+    const char *te_value;
+    bool bad_name;
+};
+
+static enum MHD_Result count_field(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct head_fields *h = cls;
+
+    if (!key || !key[0] || strpbrk(key, " \t")) {
+        h->bad_name = true;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+        h->host++;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        h->te++;
+        h->te_value = value;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        h->cl++;
+    }
+    return MHD_YES;
+}
+
+/* Why the head's framing is refused (see "Framing" above), or NULL. A
+ * coding other than chunked is refused anyway: libmicrohttpd 0.9.75 would
+ * wait for a body it cannot frame until the connection times out. */
+static const char *framing_error(struct MHD_Connection *conn, const char *version)
+{
+    struct head_fields h = {0};
+    bool http10 = strcasecmp(version, MHD_HTTP_VERSION_1_0) == 0;
+
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_field, &h);
+    if (h.bad_name) {
+        return "a header field name is empty or followed by whitespace before its colon";
+    }
+    if (h.host > 1 || (h.host == 0 && !http10)) {
+        return "an HTTP/1.1 request needs exactly one Host header";
+    }
+    if (h.cl > 1) {
+        return "more than one Content-Length header";
+    }
+    if (h.te == 0) {
+        return NULL;
+    }
+    if (http10) {
+        return "Transfer-Encoding is not allowed in HTTP/1.0";
+    }
+    if (h.te > 1) {
+        return "more than one Transfer-Encoding header";
+    }
+    if (strcasecmp(h.te_value, "chunked") != 0) {
+        return "Transfer-Encoding: only chunked is understood";
+    }
+    return h.cl ? "Transfer-Encoding together with Content-Length" : NULL;
+}
+
+/* The client a trusted proxy names: the last X-Forwarded-For entry (the one
+ * the proxy appended), when it is an IP address; else "". */
+static void forwarded_client(struct MHD_Connection *conn, char *out, size_t cap)
+{
+    const char *xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
+    const char *last = xff ? strrchr(xff, ',') : NULL;
+    unsigned char bin[sizeof(struct in6_addr)];
+    char text[INET6_ADDRSTRLEN];
+
+    out[0] = '\0';
+    if (!xff) {
+        return;
+    }
+    last = last ? last + 1 : xff;
+    last += strspn(last, " \t");
+    size_t n = strcspn(last, " \t");
+    if (n == 0 || n >= sizeof text) {
+        return;
+    }
+    memcpy(text, last, n);
+    text[n] = '\0';
+    if (inet_pton(AF_INET, text, bin) == 1 || inet_pton(AF_INET6, text, bin) == 1) {
+        snprintf(out, cap, "%s", text);
+    }
+}
+
+/* The first on_request call, with the head complete: the refusals that
+ * close the connection, queued now. Returns MHD_YES to go on. */
+static enum MHD_Result on_head(struct rest *rest, struct rest_call *call, const char *version)
+{
+    const char *why = framing_error(call->conn, version);
+
+    if (call->rc) {
+        rest_conn_head_done(call->rc);
+        if (rest_conn_proxied(call->rc)) {
+            forwarded_client(call->conn, call->client, sizeof call->client);
+        }
+    }
+    if (call->rc && rest_conn_refused(call->rc)) {
+        call->close = true;
+        core_error(call, 429, "too_many_connections", "Too many connections",
+                   "too many connections from this address (limits.max_per_ip %lld)",
+                   (long long)rest->ctx->cfg->limits.max_per_ip);
+        api_add_header(&call->resp, "Retry-After", "5");
+        return queue(call);
+    }
+    if (why) {
+        call->close = true;
+        core_error(call, 400, "bad_request", "Bad request", "%s", why);
+        return queue(call);
+    }
+    return MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -418,17 +616,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!call->started) {
         call->started = true;
         snprintf(call->method, sizeof call->method, "%s", method);
-        /* libmicrohttpd 0.9.75 waits for a body framed by a transfer coding
-         * it does not know until the connection times out: refuse at once
-         * (queued on the first call, so the connection closes after it). */
-        const char *te =
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
-        if (te && strcasecmp(te, "chunked") != 0) {
-            api_error(&call->resp, 400, "bad_request",
-                      "Transfer-Encoding: only chunked is understood");
-            return queue(call);
-        }
-        return MHD_YES;
+        return on_head(rest, call, version);
     }
     if (*upload_data_size) {
         call->uploaded += *upload_data_size;
@@ -436,6 +624,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return call->uploaded <= REST_MAX_UPLOAD ? MHD_YES : MHD_NO;
     }
     if (!call->posted) {
+        if (call->rc) {
+            rest_conn_request_done(call->rc);
+        }
         dispatch(rest, call, url);
         if (call->resp.suspended) {
             call->posted = true;
@@ -462,9 +653,16 @@ struct rest *rest_new(struct api_ctx *ctx, char *err, size_t errlen)
     /* The pool holds the request head, the parsed headers and the response
      * headers; libmicrohttpd answers 431 when a head does not fit. */
     size_t pool = (size_t)lim->max_header_bytes * 2 + 8192;
+    /* libmicrohttpd's inactivity timeout catches a client that stops reading
+     * an answer; it must not close an idle keep-alive connection before
+     * keepalive_timeout_ms does. */
+    unsigned int timeout_s = (unsigned int)(lim->keepalive_timeout_ms / 1000 + 1);
 
     if (pool < 32768) {
         pool = 32768;
+    }
+    if (timeout_s < REST_TIMEOUT_S) {
+        timeout_s = REST_TIMEOUT_S;
     }
     rest->ctx = ctx;
     if (!ctx->auth) {
@@ -473,6 +671,14 @@ struct rest *rest_new(struct api_ctx *ctx, char *err, size_t errlen)
     if (!ctx->metrics) {
         ctx->metrics = rest->own_metrics = rest_metrics_new();
     }
+    rest->conns = rest_conns_new(lim, call_free);
+    if (!rest->conns) {
+        snprintf(err, errlen, "cannot start the REST server: no thread for its deadlines");
+        rest_free(rest);
+        return NULL;
+    }
+    /* The per-address limit is rest_conn's (it exempts trusted proxies and
+     * answers 429), so libmicrohttpd gets none. */
     /* clang-format off */
     rest->daemon = MHD_start_daemon(
         MHD_USE_NO_LISTEN_SOCKET | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
@@ -481,12 +687,12 @@ struct rest *rest_new(struct api_ctx *ctx, char *err, size_t errlen)
         /* The logger first, or libmicrohttpd says so on its own stderr. */
         MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, rest,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned int)REST_POOL_THREADS,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)REST_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned int)lim->max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int)lim->max_per_ip,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool,
         MHD_OPTION_URI_LOG_CALLBACK, on_uri, rest,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, rest,
+        MHD_OPTION_NOTIFY_CONNECTION, rest_conns_notify, rest->conns,
         MHD_OPTION_END);
     /* clang-format on */
     if (!rest->daemon) {
@@ -511,6 +717,7 @@ void rest_free(struct rest *rest)
     if (rest->daemon) {
         MHD_stop_daemon(rest->daemon);
     }
+    rest_conns_free(rest->conns);
     if (rest->own_auth) {
         rest->ctx->auth = NULL;
         auth_free(rest->own_auth);

@@ -5,8 +5,10 @@
  * hands every non-WebSocket connection to rest_add_connection. A pool of
  * two libmicrohttpd threads then serves it (keep-alive included): each
  * request goes through the route table (rest_router.c), the checks every
- * route shares (URL limits, %00, CORS, auth) and the route's handler, and
- * is counted in rest_metrics and, if configured, the access log.
+ * route shares (framing, URL limits, %00, CORS, auth) and the route's
+ * handler, and is counted in rest_metrics and, if configured, the access
+ * log. rest_conn.h keeps each connection to its deadlines (a thread of its
+ * own closes the late ones) and to limits.max_per_ip.
  *
  * Threads: rest_new and rest_free on the engine (loop) thread;
  * rest_add_connection on any thread; handlers on libmicrohttpd's threads
@@ -30,10 +32,12 @@ struct rest;
 
 /*
  * Starts the daemon: MHD_USE_NO_LISTEN_SOCKET | INTERNAL_POLLING_THREAD |
- * EPOLL | ALLOW_SUSPEND_RESUME | ERROR_LOG, a pool of 2 threads, 30 s
- * connection timeout, connection limits from cfg->limits (max_connections,
- * max_per_ip) and a per-connection memory pool sized from
- * limits.max_header_bytes. Returns NULL with err filled on failure.
+ * EPOLL | ALLOW_SUSPEND_RESUME | ERROR_LOG, a pool of 2 threads, an
+ * inactivity timeout of 30 s or just over limits.keepalive_timeout_ms
+ * (it matters while answering; rest_conn.h has the deadlines),
+ * limits.max_connections, and a per-connection memory pool sized from
+ * limits.max_header_bytes; and the reaper thread of rest_conn.h. Returns
+ * NULL with err filled on failure.
  */
 struct rest *rest_new(struct api_ctx *ctx, char *err, size_t errlen);
 

@@ -63,11 +63,21 @@ enum config_log_format {
 
 /* Front-door limits (`limits = {...}`). */
 struct config_limits {
-    int64_t max_header_bytes; /* request line + headers */
-    int64_t max_url_bytes;    /* request target, at most max_header_bytes */
-    int64_t max_per_ip;       /* open connections from one address */
-    int64_t max_connections;  /* open connections in total */
-    int64_t head_timeout_ms;  /* time allowed to send the request head */
+    int64_t max_header_bytes;     /* request line + headers */
+    int64_t max_url_bytes;        /* request target, at most max_header_bytes */
+    int64_t max_per_ip;           /* open connections from one address */
+    int64_t max_connections;      /* open connections in total */
+    int64_t head_timeout_ms;      /* time allowed to send the request head */
+    int64_t keepalive_timeout_ms; /* a kept-alive connection's wait for its next request */
+    char **trusted_proxies;       /* "addr" or "addr/bits": exempt from max_per_ip */
+    size_t n_trusted_proxies;
+};
+
+/* An address block of limits.trusted_proxies; IPv4 is held as
+ * ::ffff:a.b.c.d, its prefix length plus 96. */
+struct config_cidr {
+    unsigned char addr[16];
+    int bits;
 };
 
 /* WebSocket server limits (`ws = {...}`). */
@@ -220,6 +230,13 @@ const char *config_suggest(const char *word, const char *const *names);
 
 /* Index of `s` in `names` (NULL-terminated), or -1. */
 int config_find_name(const char *const *names, const char *s);
+
+/* Any thread: parses "192.0.2.7", "10.0.0.0/8", "::1" or "2001:db8::/32"
+ * (an address alone is a block of one). Returns 0, or -1 for anything else. */
+int config_cidr_parse(const char *text, struct config_cidr *out);
+
+/* Any thread: whether addr (16 bytes, IPv4 mapped as above) is in cidr. */
+bool config_cidr_match(const struct config_cidr *cidr, const unsigned char addr[16]);
 
 /* One schema key, for docs and tests: path is e.g. "operators.<name>.rest". */
 struct config_key_info {

@@ -13,6 +13,7 @@
 #include "config_schema.h"
 #include "core/xalloc.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -615,6 +616,70 @@ int config_check_host(struct config_ctx *ctx, char **item)
         return config_fail(ctx, "'%.100s' is not a host name (no scheme, port or path)", *item);
     }
     free(host);
+    return 0;
+}
+
+int config_cidr_parse(const char *text, struct config_cidr *out)
+{
+    char host[INET6_ADDRSTRLEN];
+    const char *slash = strchr(text, '/');
+    size_t n = slash ? (size_t)(slash - text) : strlen(text);
+    unsigned char v4[4];
+    long bits = -1;
+
+    if (n == 0 || n >= sizeof host) {
+        return -1;
+    }
+    memcpy(host, text, n);
+    host[n] = '\0';
+    if (slash) {
+        char *end;
+        if (!isdigit((unsigned char)slash[1]) || strlen(slash + 1) > 3) {
+            return -1;
+        }
+        bits = strtol(slash + 1, &end, 10);
+        if (*end) {
+            return -1;
+        }
+    }
+    memset(out, 0, sizeof *out);
+    if (inet_pton(AF_INET, host, v4) == 1 && bits <= 32) {
+        out->addr[10] = out->addr[11] = 0xff;
+        memcpy(out->addr + 12, v4, 4);
+        out->bits = bits < 0 ? 128 : 96 + (int)bits;
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, out->addr) == 1 && bits <= 128) {
+        out->bits = bits < 0 ? 128 : (int)bits;
+        return 0;
+    }
+    return -1;
+}
+
+bool config_cidr_match(const struct config_cidr *cidr, const unsigned char addr[16])
+{
+    int whole = cidr->bits / 8, rest = cidr->bits % 8;
+
+    if (memcmp(cidr->addr, addr, (size_t)whole) != 0) {
+        return false;
+    }
+    if (rest == 0) {
+        return true;
+    }
+    unsigned char mask = (unsigned char)(0xff << (8 - rest));
+    return ((cidr->addr[whole] ^ addr[whole]) & mask) == 0;
+}
+
+int config_check_trusted_proxy(struct config_ctx *ctx, char **item)
+{
+    struct config_cidr cidr;
+
+    if (config_cidr_parse(*item, &cidr) < 0) {
+        return config_fail(ctx,
+                           "'%.100s' is not an IP address or address block (192.0.2.7, "
+                           "10.0.0.0/8, 2001:db8::/32)",
+                           *item);
+    }
     return 0;
 }
 

@@ -94,6 +94,16 @@ static const struct config_key limits_keys[] = {
             "Open connections in total, REST and WebSocket."),
     INT_KEY(struct config_limits, head_timeout_ms, "2000", 100, 600000,
             "Time a client has to send its request head before it gets 408."),
+    INT_KEY(struct config_limits, keepalive_timeout_ms, "5000", 100, 600000,
+            "Time a kept-alive connection has, after an answer, to send its next whole "
+            "request; then it is closed."),
+    {.name = "trusted_proxies",
+     .type = CONFIG_LIST,
+     .offset = offsetof(struct config_limits, trusted_proxies),
+     .aux = offsetof(struct config_limits, n_trusted_proxies),
+     .item = config_check_trusted_proxy,
+     .help = "Addresses or blocks (10.0.0.0/8) of reverse proxies: exempt from max_per_ip, "
+             "and the access log shows the client from their X-Forwarded-For."},
     {0},
 };
 

@@ -121,6 +121,7 @@ int config_check_public_path(struct config_ctx *ctx, char **item);
 int config_check_origin(struct config_ctx *ctx, char **item);
 int config_check_pair(struct config_ctx *ctx, char **item);
 int config_check_host(struct config_ctx *ctx, char **item);
+int config_check_trusted_proxy(struct config_ctx *ctx, char **item);
 void config_redis_clear(struct config_redis *r);
 /* Copy url into out with any password replaced by <redacted>. */
 void config_redact_url(const char *url, char *out, size_t outlen);

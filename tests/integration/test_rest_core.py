@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import stat
 import time
 
@@ -376,3 +377,82 @@ def test_access_log_off_by_default(service):
     get(service, "/healthz")
     time.sleep(0.2)
     assert '"GET /healthz"' not in service.log()
+
+
+# ---- Connections per address, behind a proxy (issue 16) ------------------
+
+def hold(service, n, headers=""):
+    """n kept-alive connections, one answered request each; returns the
+    sockets and the statuses."""
+    socks, got = [], []
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", service.port), timeout=30)
+        s.sendall(f"GET /healthz HTTP/1.1\r\nHost: x\r\n{headers}\r\n".encode())
+        head = s.recv(65536)
+        got.append(int(head[9:12]) if head.startswith(b"HTTP/1.1 ") else None)
+        socks.append(s)
+    return socks, got
+
+
+def test_max_per_ip_answers_429(make_service):
+    """Over limits.max_per_ip a connection was reset; now it is told why,
+    and the address is served again once its other connections close."""
+    svc = make_service(limits="{ max_per_ip = 3 }")
+    socks, got = hold(svc, 4)
+    try:
+        assert got == [200, 200, 200, 429], got
+        socks[3].settimeout(5)
+        assert socks[3].recv(65536) == b"", "closed after its answer"
+    finally:
+        for s in socks:
+            s.close()
+    wait_until(lambda: requests.get(svc.url + "/healthz", timeout=10).status_code == 200, 5,
+               "the address to be served again")
+    status, headers, body = hold_one_refused(svc, 3)
+    assert status == 429 and headers["Retry-After"] == "5", (status, headers)
+    assert headers["Connection"] == "close"
+    assert json.loads(body)["error"]["code"] == "too_many_connections"
+
+
+def hold_one_refused(service, n):
+    """Holds n connections, then one more with http.client: its answer."""
+    socks, _ = hold(service, n)
+    try:
+        return raw(service, "GET", "/healthz")
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_trusted_proxy_is_not_limited_per_address(make_service):
+    """Behind a TLS proxy every client shares its address: the proxy named in
+    limits.trusted_proxies counts only against max_connections, and the
+    access log shows the client it names in X-Forwarded-For."""
+    svc = make_service(limits='{ max_per_ip = 2, trusted_proxies = { "10.0.0.0/8", "127.0.0.1" } }',
+                       access_log="true")
+    socks, got = hold(svc, 6, "X-Forwarded-For: 198.51.100.7, 203.0.113.9\r\n")
+    for s in socks:
+        s.close()
+    assert got == [200] * 6, got
+    requests.get(svc.url + "/healthz?spoofed=1", timeout=10,
+                 headers={"X-Forwarded-For": "<script>, not-an-address"})
+    wait_until(lambda: "/healthz?spoofed=1" in svc.log(), 10, "the access log lines")
+    lines = [l for l in svc.log().splitlines() if "access" in l and "/healthz" in l]
+    assert any(" 203.0.113.9 \"GET /healthz\" 200 " in l for l in lines), lines
+    assert any(" 127.0.0.1 \"GET /healthz?spoofed=1\" 200 " in l for l in lines), lines
+    assert "198.51.100.7" not in svc.log() and "<script>" not in svc.log()
+
+
+def test_forwarded_for_is_ignored_from_other_addresses(make_service):
+    svc = make_service(limits='{ trusted_proxies = { "10.0.0.0/8" } }', access_log="true")
+    requests.get(svc.url + "/healthz", timeout=10, headers={"X-Forwarded-For": "203.0.113.9"})
+    wait_until(lambda: '"GET /healthz"' in svc.log(), 10, "the access log line")
+    assert "203.0.113.9" not in svc.log()
+    assert ' 127.0.0.1 "GET /healthz" 200 ' in svc.log()
+
+
+def test_many_query_parameters(service):
+    status, _, body = raw(service, "GET", "/healthz?" + "&".join(["a=1"] * 65))
+    assert status == 400 and json.loads(body)["error"]["code"] == "bad_request"
+    status, _, _ = raw(service, "GET", "/healthz?" + "&".join(["a=1"] * 64))
+    assert status == 200

@@ -150,6 +150,8 @@ static void test_shipped_explorer(void)
     CHECK_INT_EQ(cfg->limits.max_per_ip, 256);
     CHECK_INT_EQ(cfg->limits.max_connections, 10000);
     CHECK_INT_EQ(cfg->limits.head_timeout_ms, 2000);
+    CHECK_INT_EQ(cfg->limits.keepalive_timeout_ms, 5000);
+    CHECK_INT_EQ(cfg->limits.n_trusted_proxies, 0);
     CHECK(!cfg->access_log);
     CHECK_STR_EQ(cfg->operators_dir, "operators");
     CHECK(cfg->ca_file == NULL);
@@ -261,6 +263,9 @@ static void test_every_key_set(void)
     CHECK_INT_EQ(cfg->limits.max_per_ip, 10);
     CHECK_INT_EQ(cfg->limits.max_connections, 100);
     CHECK_INT_EQ(cfg->limits.head_timeout_ms, 500);
+    CHECK_INT_EQ(cfg->limits.keepalive_timeout_ms, 15000);
+    CHECK_INT_EQ(cfg->limits.n_trusted_proxies, 2);
+    CHECK_STR_EQ(cfg->limits.trusted_proxies[0], "10.0.0.0/8");
     CHECK(cfg->access_log);
     CHECK_STR_EQ(cfg->operators_dir, "/opt/rx/operators");
     CHECK_STR_EQ(cfg->ca_file, "/etc/rx/ca.pem");
@@ -499,6 +504,16 @@ static const struct bad_case bad_cases[] = {
      "limits: max_per_ip (20000) exceeds max_connections (10000)"},
     {"return { ws = { max_per_ip = 20000 } }",
      "ws: max_per_ip (20000) exceeds max_connections (10000)"},
+    {"return { limits = { trusted_proxies = { 'proxy.local' } } }",
+     "limits.trusted_proxies[1]: 'proxy.local' is not an IP address or address block"},
+    {"return { limits = { trusted_proxies = { '10.0.0.0/33' } } }",
+     "limits.trusted_proxies[1]: '10.0.0.0/33' is not an IP address"},
+    {"return { limits = { trusted_proxies = { '::1/129' } } }",
+     "limits.trusted_proxies[1]: '::1/129' is not an IP address"},
+    {"return { limits = { trusted_proxies = { '10.0.0.0/' } } }",
+     "limits.trusted_proxies[1]: '10.0.0.0/' is not an IP address"},
+    {"return { limits = { keepalive_timeout_ms = 50 } }",
+     "limits.keepalive_timeout_ms: 50 is out of range (100 to 600000)"},
     {"return { compat = { listener_max_s = 0 } }", "compat.listener_max_s: 0 is out of range"},
     {"local t = {} for i = 1, 10001 do t[i] = 'p' .. i end return { public_paths = t }",
      "public_paths: more than 10000 items"},
@@ -772,6 +787,46 @@ static void test_reload_tokens(void)
     config_free(NULL);
 }
 
+/* limits.trusted_proxies: addresses and blocks, IPv4 as mapped IPv6. */
+static void test_cidr(void)
+{
+    struct config_cidr c;
+    unsigned char a[16] = {0};
+
+    a[10] = a[11] = 0xff;
+    a[12] = 10, a[13] = 1, a[14] = 2, a[15] = 3;
+    CHECK_INT_EQ(config_cidr_parse("10.0.0.0/8", &c), 0);
+    CHECK(config_cidr_match(&c, a));
+    CHECK_INT_EQ(config_cidr_parse("10.1.2.0/23", &c), 0);
+    CHECK(config_cidr_match(&c, a));
+    CHECK_INT_EQ(config_cidr_parse("10.1.4.0/23", &c), 0);
+    CHECK(!config_cidr_match(&c, a));
+    CHECK_INT_EQ(config_cidr_parse("10.1.2.3", &c), 0);
+    CHECK(config_cidr_match(&c, a));
+    CHECK_INT_EQ(config_cidr_parse("::ffff:10.1.2.3", &c), 0);
+    CHECK(config_cidr_match(&c, a));
+    CHECK_INT_EQ(config_cidr_parse("10.1.2.4", &c), 0);
+    CHECK(!config_cidr_match(&c, a));
+    CHECK_INT_EQ(config_cidr_parse("0.0.0.0/0", &c), 0);
+    CHECK(config_cidr_match(&c, a));
+    CHECK_INT_EQ(config_cidr_parse("::/0", &c), 0);
+    CHECK(config_cidr_match(&c, a));
+    CHECK_INT_EQ(config_cidr_parse("2001:db8::/32", &c), 0);
+    CHECK(!config_cidr_match(&c, a));
+    memset(a, 0, sizeof a);
+    a[15] = 1;
+    CHECK_INT_EQ(config_cidr_parse("::1", &c), 0);
+    CHECK(config_cidr_match(&c, a));
+    CHECK_INT_EQ(config_cidr_parse("127.0.0.1", &c), 0);
+    CHECK(!config_cidr_match(&c, a));
+    CHECK_INT_EQ(config_cidr_parse("", &c), -1);
+    CHECK_INT_EQ(config_cidr_parse("/8", &c), -1);
+    CHECK_INT_EQ(config_cidr_parse("10.0.0.0/-1", &c), -1);
+    CHECK_INT_EQ(config_cidr_parse("10.0.0.0/8x", &c), -1);
+    CHECK_INT_EQ(config_cidr_parse("10.0.0.0/0008", &c), -1);
+    CHECK_INT_EQ(config_cidr_parse("[::1]", &c), -1);
+}
+
 struct docs_check {
     const char *docs;
     int keys;
@@ -838,6 +893,7 @@ int main(void)
     test_options();
     test_dump();
     test_reload_tokens();
+    test_cidr();
     test_docs_list_every_key();
 
     unlink(case_path);

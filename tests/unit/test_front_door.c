@@ -40,10 +40,11 @@ static double tf = 1.0; /* TEST_TIME_FACTOR */
 
 /* ---- The head parser ------------------------------------------------------ */
 
-static void check_scan(const char *buf, enum front_door_head want, size_t want_len, int line)
+static void check_scan_n(const char *buf, size_t n, enum front_door_head want, size_t want_len,
+                         int line)
 {
     size_t len = 0;
-    enum front_door_head got = front_door_scan(buf, strlen(buf), &len);
+    enum front_door_head got = front_door_scan(buf, n, &len);
     if (got != want || (want != FRONT_DOOR_HEAD_PARTIAL && len != want_len)) {
         check_failed++;
         fprintf(stderr, "%s:%d: FAIL scan of \"%s\": kind %d len %zu, want kind %d len %zu\n",
@@ -53,11 +54,14 @@ static void check_scan(const char *buf, enum front_door_head want, size_t want_l
     }
 }
 
-#define SCAN(buf, want, len) check_scan(buf, want, len, __LINE__)
+#define SCAN(buf, want, len) check_scan_n(buf, strlen(buf), want, len, __LINE__)
+/* For heads with a NUL in them: buf must be a string literal. */
+#define SCAN_N(buf, want, len) check_scan_n(buf, sizeof(buf) - 1, want, len, __LINE__)
 #define PARTIAL FRONT_DOOR_HEAD_PARTIAL
 #define REST FRONT_DOOR_HEAD_REST
 #define WS FRONT_DOOR_HEAD_WS
 #define BAD FRONT_DOOR_HEAD_BAD
+#define BAD_FIELD FRONT_DOOR_HEAD_BAD_FIELD
 
 static void test_scan(void)
 {
@@ -83,7 +87,8 @@ static void test_scan(void)
     SCAN("GET /s HTTP/1.1\r\nUpgrade: h2c\r\n\r\n", REST, 33);
     SCAN("GET /s HTTP/1.1\r\nX-Upgrade: websocket\r\n\r\n", REST, 41);
     SCAN("GET /s HTTP/1.1\r\nConnection: Upgrade, websocket\r\n\r\n", REST, 51);
-    SCAN("GET /s HTTP/1.1\r\nUpgrade : websocket\r\n\r\n", REST, 40);
+    /* Whitespace before the colon: 400 (RFC 9112 5.1), not a field to guess at. */
+    SCAN("GET /s HTTP/1.1\r\nUpgrade : websocket\r\n\r\n", BAD_FIELD, 38);
     SCAN("Upgrade: websocket\r\nHost: a\r\n\r\n", BAD, 20); /* not a request line */
     SCAN("\x01\xfe garbage\r\n\r\n", BAD, 12);
     SCAN("GET /a b HTTP/1.1\r\n\r\n", BAD, 19);
@@ -91,6 +96,28 @@ static void test_scan(void)
     SCAN("GET / HTTP/1.1 extra\r\n\r\n", BAD, 22);
     SCAN("GET /s HTTP/1.1\r\nUpgrade: webso", PARTIAL, 0);
     SCAN("GET /s HTTP/1.1\r\nUpgrade: websocket\r\n", PARTIAL, 0);
+
+    /* Header lines two parsers could read differently (issue 16): a NUL
+     * (libmicrohttpd cut the token at it and accepted it), a bare CR (a line
+     * end to libmicrohttpd), other control characters, no colon, an empty or
+     * non-token name, a folded line. Each is refused once its line is
+     * complete, even before the head is. */
+    SCAN_N("GET / HTTP/1.1\r\nAuthorization: Bearer tok\0junk\r\nHost: a\r\n\r\n", BAD_FIELD, 48);
+    SCAN_N("GET / HTTP/1.1\r\nX: \0\r\n", BAD_FIELD, 22);
+    SCAN("GET / HTTP/1.1\r\nHost: a\rX-Smuggled: b\r\n\r\n", BAD_FIELD, 39);
+    SCAN("GET / HTTP/1.1\r\nX: a\x01"
+         "b\r\n\r\n",
+         BAD_FIELD, 24);
+    SCAN("GET / HTTP/1.1\r\nX: a\x7f\r\n\r\n", BAD_FIELD, 23);
+    SCAN("GET / HTTP/1.1\r\nNoColonHere\r\n\r\n", BAD_FIELD, 29);
+    SCAN("GET / HTTP/1.1\r\n: empty name\r\n\r\n", BAD_FIELD, 30);
+    SCAN("GET / HTTP/1.1\r\nX\tY: z\r\n\r\n", BAD_FIELD, 24);
+    SCAN("GET / HTTP/1.1\r\nX: a\r\n folded\r\n\r\n", BAD_FIELD, 31);
+    SCAN("GET / HTTP/1.1\r\nTransfer-Encoding\t: chunked\r\n\r\n", BAD_FIELD, 45);
+    /* What a field may hold: HTAB, obs-text, any punctuation, an empty value. */
+    const char *ok =
+        "GET / HTTP/1.1\r\nX-A!#$%&'*+-.^_`|~9: \t\xe2\x82\xac \"q\" (c)\r\nX-E:\r\n\r\n";
+    SCAN(ok, REST, strlen(ok));
 }
 
 /* ---- The world the loop thread and the client thread share ----------------- */
@@ -900,6 +927,36 @@ static void scenario_stop_and_free(struct world *w)
     free(r);
 }
 
+/* A garbage request line and header lines a proxy and libmicrohttpd would
+ * read differently: 400 and closed, counted, never handed off. */
+static void scenario_400(struct world *w)
+{
+    static const char nul[] = "GET /v1/exchanges HTTP/1.1\r\nHost: t\r\n"
+                              "Authorization: Bearer tok\0junk\r\n\r\n";
+    const char *heads[] = {"BREW\x01 / HTTP/1.1\r\n\r\n",
+                           "GET / HTTP/1.1\r\nHost: t\rTransfer-Encoding: chunked\r\n\r\n",
+                           "GET / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n"};
+    struct resp *r = calloc(1, sizeof *r);
+    struct front_door_stats before = stats_of(w, 'a');
+
+    for (size_t i = 0; i <= sizeof heads / sizeof *heads; i++) {
+        int fd = client_connect(w->pa);
+        CHECK(fd >= 0);
+        if (i < sizeof heads / sizeof *heads) {
+            send_str(fd, heads[i], strlen(heads[i]));
+        } else {
+            send_str(fd, nul, sizeof nul - 1);
+        }
+        read_resp(fd, r, false);
+        check_refusal(r, 400, "bad_request", __LINE__);
+        close(fd);
+    }
+    struct front_door_stats after = stats_of(w, 'a');
+    CHECK_INT_EQ(after.bad_400 - before.bad_400, 4);
+    CHECK_INT_EQ(after.to_rest - before.to_rest, 0);
+    free(r);
+}
+
 static void *client_main(void *arg)
 {
     struct world *w = arg;
@@ -909,6 +966,7 @@ static void *client_main(void *arg)
     scenario_ws(w, 0);
     scenario_ws(w, 9);
     scenario_431(w);
+    scenario_400(w);
     scenario_early(w);
     scenario_many(w, w->pa, 200);
     expect_rest(w->pa, "GET /lf HTTP/1.0\nHost: t\n\n", 0, 0, __LINE__);
@@ -998,14 +1056,16 @@ int main(void)
     /* Every accepted connection ended in exactly one counter (A had one
      * still pending when it was freed). */
     struct front_door_stats a = w.sa, b = w.sb;
-    CHECK_INT_EQ(a.accepted, 212);
+    CHECK_INT_EQ(a.accepted, 216);
     CHECK_INT_EQ(a.to_rest, 206); /* 1 + pieces + 200 + lf + post + emfile + after-stop */
     CHECK_INT_EQ(a.to_ws, 2);
     CHECK_INT_EQ(a.too_large_431, 1);
+    CHECK_INT_EQ(a.bad_400, 4);
     CHECK_INT_EQ(a.closed_early, 2);
     CHECK_INT_EQ(a.timeouts_408, 0);
     CHECK_INT_EQ(a.refused_501, 0);
-    CHECK_INT_EQ(a.accepted, a.to_rest + a.to_ws + a.too_large_431 + a.closed_early + 1);
+    CHECK_INT_EQ(a.accepted,
+                 a.to_rest + a.to_ws + a.too_large_431 + a.bad_400 + a.closed_early + 1);
     CHECK_INT_EQ(b.accepted, 25);
     CHECK_INT_EQ(b.to_rest, 21); /* the 256-byte head + 20 at once */
     CHECK_INT_EQ(b.to_ws, 0);

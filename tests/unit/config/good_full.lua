@@ -15,6 +15,8 @@ return {
         max_per_ip = 10,
         max_connections = 100,
         head_timeout_ms = 500,
+        keepalive_timeout_ms = 15000,
+        trusted_proxies = { "10.0.0.0/8", "::1" },
     },
     access_log = true,
     operators_dir = "/opt/rx/operators",
