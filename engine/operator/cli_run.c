@@ -80,7 +80,14 @@ static pid_t start_fakex(const char *self_path, const char *fixtures, const char
     char bin[PATH_MAX + 32], port_file[PATH_MAX], log_file[PATH_MAX], self[PATH_MAX];
     const char *env_bin = getenv("FAKEX_BIN");
 
-    snprintf(self, sizeof self, "%s", self_path);
+    /* The binary's own path, not argv[0]: explorer run from PATH has no
+     * folder in argv[0]. */
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        self[n] = '\0';
+    } else {
+        snprintf(self, sizeof self, "%s", self_path);
+    }
     if (env_bin) {
         snprintf(bin, sizeof bin, "%s", env_bin);
     } else {

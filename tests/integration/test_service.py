@@ -218,3 +218,43 @@ def test_operator_record_names_bad_arguments(explorer_bin, tmp_path):
                               str(tmp_path / "o"), "--seconds", "1"], capture_output=True,
                              text=True, timeout=60)
     assert missing.returncode == 2 and "nowhere/x.lua" in missing.stderr
+
+
+def test_walkthrough(explorer_bin, make_service, tmp_path):
+    """Runs every command of docs/operators.md "From scratch", in order, in a
+    folder laid out like the repository (the Coinbase fixtures, the data
+    test's harness), with the operator file written from the guide's Lua
+    block, against a service that only has operators/lib."""
+    import re
+    import shutil
+    guide = open(os.path.join(SOURCE, "docs", "operators.md")).read()
+    blocks = re.findall(r"```(sh|lua)\n(.*?)```", guide[guide.index("## From scratch"):], re.S)
+    assert [kind for kind, _ in blocks] == ["sh", "lua", "sh", "sh", "sh"]
+    root = _author_tree(tmp_path / "repo")
+    shutil.copytree(os.path.join(SOURCE, "tests", "fixtures", "coinbase"),
+                    root / "tests" / "fixtures" / "coinbase")
+    (root / "tests" / "operators").mkdir()
+    shutil.copy(os.path.join(SOURCE, "tests", "operators", "run"), root / "tests" / "operators")
+    served = tmp_path / "served"
+    shutil.copytree(os.path.join(SOURCE, "operators", "lib"), served / "lib")
+    svc = make_service(operators_dir=f'"{served}"', operators="{}", replay_url="nil")
+
+    script = ["set -euo pipefail", "trap 'kill ${FAKEX:-} 2>/dev/null; true' EXIT"]
+    for kind, body in blocks:
+        if kind == "lua":
+            script.append("cat > operators/cbdemo.lua <<'LUA'\n" + body + "LUA\n"
+                          'sed -i "s/:PORT\\//:$P\\//" operators/cbdemo.lua')
+        else:
+            script.append(body)
+    build = os.path.dirname(os.path.dirname(explorer_bin))
+    env = dict(os.environ, RX_BUILD_DIR=build, OPERATORS_DIR=str(served), TOKEN=svc.token,
+               API=svc.url, PATH=f"{build}/engine:{build}/tests/fakex:" + os.environ["PATH"])
+    out = subprocess.run(["bash", "-c", "\n".join(script)], cwd=root, env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "wrote operators/cbdemo.lua" in out.stdout
+    assert "operators/cbdemo.lua: ok: operator 'cbdemo', spec 1" in out.stdout
+    assert "cbdemo: recorded 1 REST answers and " in out.stderr
+    assert '"source":"stream"' in out.stdout
+    assert "ok   tests/operators/cbdemo.expected.jsonl (10 tickers)" in out.stdout
+    assert '"name":"cbdemo","state":"streaming"' in out.stdout, out.stdout[-2000:]
