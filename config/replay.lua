@@ -21,13 +21,29 @@ return {
 
     replay_url = env("FAKEX_URL", "http://127.0.0.1:8090"),
 
-    -- No allow-lists: every pair the recordings hold. The recordings hold
-    -- REST tickers for only a few pairs; operators whose stream covers the
-    -- rest are told not to ask REST for the pairs their stream subscribes
-    -- (asking would only earn 404s from the fake exchange).
+    -- No allow-lists where a stream carries the data: every market is
+    -- subscribed, and every pair a capture holds streams in a loop. The
+    -- recordings hold REST tickers for a few pairs only, and an operator
+    -- that polls what its stream has not delivered would ask REST for
+    -- hundreds of markets the captures never mention: 404s from the fake
+    -- exchange, and the operator shown `degraded`. So the stream operators
+    -- whose REST fallback would ask for unrecorded tickers are told not to
+    -- ask for what a socket subscribes (poll_fallback = false); the REST
+    -- they still use (markets, and binance's, bitfinex's, gateio's, htx's
+    -- and kucoin's all-markets tickers) was recorded.
+    -- tests/integration/test_catalogue.py runs this file and fails if any
+    -- operator turns degraded or in error.
     operators = {
         kraken = { options = { poll_fallback = false } },
         coinbase = { options = { poll_fallback = false } },
+        okx = { options = { poll_fallback = false } },
+        bybit = { options = { poll_fallback = false } },
+        -- Gemini polls a pubticker per symbol, also for the 24 h volume of
+        -- streamed ones; one was recorded (BTCUSD).
+        gemini = { options = { poll_fallback = false, poll_volume = false } },
+        -- Bitstamp has no stream, and its all-pairs ticker was not
+        -- recorded: the one ticker that was is all it can show.
+        bitstamp = { pairs = { "BTC_USDT" } },
     },
 
     store = "memory",

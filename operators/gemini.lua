@@ -46,7 +46,11 @@
 -- the open stream does not deliver (the whole REST ticker), then, also in
 -- turns, those it does (their volume only: the stream's quote and last are
 -- newer than the REST answer's). /v2/ticker/<symbol> is not used: it has
--- bid/ask and `close` but neither volume nor time.
+-- bid/ask and `close` but neither volume nor time. options.poll_fallback =
+-- false asks no quote for the symbols a socket subscribes (delivered or
+-- not yet), and options.poll_volume = false no volume for those the stream
+-- delivers: the replay profile sets both, as the recordings hold one
+-- pubticker, and every other request would be a 404.
 --
 -- Prices are passed to x.emit exactly as Gemini wrote them (JSON strings).
 
@@ -170,10 +174,13 @@ end
 local function poll(x)
   if not idx then load_markets(x) end -- markets() normally ran at load
   local symbols = market.targets(x, idx)
-  local quote, volume = {}, {}
-  for _, s in ipairs(symbols) do
-    if coverage:covered(s) then volume[#volume + 1] = s else quote[#quote + 1] = s end
+  local volume = {}
+  if options.flag(x, "poll_volume") then
+    for _, s in ipairs(symbols) do
+      if coverage:covered(s) then volume[#volume + 1] = s end
+    end
   end
+  local quote = coverage:to_poll(x, symbols)
   local max = options.integer(x, "poll_max", DEFAULT_POLL_MAX, 1, 1000)
   local ask = {}
   take(quote, max, "quote", ask)
@@ -335,11 +342,19 @@ return {
   max_pairs = 5000,
   -- Gemini sends a heartbeat about every 5 s.
   idle_timeout = 30,
+  -- A symbol's first l2_updates is its whole book: hundreds of levels (679
+  -- for GRTUSD in the recording) and 50 trades, more than the default
+  -- 10 ms allows on a loaded machine or a sanitizer build.
+  deadlines = { message_ms = 50 },
   options = {
     -- l2 symbols per socket: each sends its whole book on subscribing.
     symbols_per_conn = DEFAULT_SYMBOLS_PER_CONN,
     -- REST tickers per poll.
     poll_max = DEFAULT_POLL_MAX,
+    -- false: no REST quote for the symbols a socket subscribes.
+    poll_fallback = true,
+    -- false: no REST volume for the symbols the stream delivers.
+    poll_volume = true,
   },
   markets = load_markets,
   poll = poll,
