@@ -62,7 +62,6 @@ struct rest_entry {
     char *path;
     char *query; /* NULL: none */
     char file[NAME_MAX_CHARS + 16];
-    unsigned count;
 };
 
 struct ws_entry {
@@ -74,7 +73,6 @@ struct ws_entry {
 };
 
 struct rec {
-    const struct cli_record_opts *opts;
     const char *dir;
     const char *rest_base;
     const char *ws_base;
@@ -179,7 +177,6 @@ static void on_http(struct rec *r, const struct op_traffic *ev)
         path = query = NULL;
     }
     if (e) {
-        e->count++;
         write_file(r, e->file, ev->data, ev->len);
     }
     free(path);
@@ -430,7 +427,6 @@ int cli_record(const struct cli_record_opts *opts)
     struct rec *r = xcalloc(1, sizeof *r);
     int line, bad, code = 2;
 
-    r->opts = opts;
     r->dir = opts->out_dir;
     snprintf(copy, sizeof copy, "%s", opts->file);
     const char *base = basename(copy);

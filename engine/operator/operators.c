@@ -6,6 +6,18 @@
  * the file never loaded), a candidate while a reload prepares, and what the
  * last failed load said. Reloads triggered by file events are debounced per
  * entry, because one save produces several inotify events.
+ *
+ * A candidate's emits are held (op_hold) until it is accepted, so a version
+ * that is rejected never put anything in the store. With a live version and
+ * streams, acceptance waits for the candidate's own sockets to carry data
+ * (op_warm, at most HANDOVER_WAIT_MS) while the live version's sockets
+ * still deliver: the old sockets close only once the new ones work.
+ *
+ * operators/lib is watched too: a changed module reloads the entries whose
+ * files require it, directly or through other modules, as found by
+ * scanning their text for require with a literal name (the sandbox does
+ * not say what a state loaded, and a version that failed to load never
+ * ran its requires; a scan of the text answers for both).
  */
 #include "operators.h"
 
@@ -199,7 +211,7 @@ static void reject(struct entry *e, const char *err, int line)
 /* The candidate replaces the live version: the old one is freed (its
  * streams close), what the candidate emitted while held is stored, and it
  * starts polling (its streams run already when it was warmed). */
-static void accept(struct entry *e, struct operator *op, bool state_taken)
+static void accept_candidate(struct entry *e, struct operator *op, bool state_taken)
 {
     char msg[BOARD_REASON_MAX];
     bool markets_ok = !e->result_pending;
@@ -231,7 +243,7 @@ static void on_candidate_warm(struct operator *op, int ok, const char *err, void
         log_warn("operators", "%s: %s; handing over after %d ms", e->name, err,
                  HANDOVER_WAIT_MS);
     }
-    accept(e, op, true);
+    accept_candidate(e, op, true);
 }
 
 static void on_candidate_ready(struct operator *op, int ok, const char *err, void *data)
@@ -268,7 +280,7 @@ static void on_candidate_ready(struct operator *op, int ok, const char *err, voi
         op_warm(op, HANDOVER_WAIT_MS, on_candidate_warm, e);
         return;
     }
-    accept(e, op, false);
+    accept_candidate(e, op, false);
 }
 
 static void reload_entry(struct entry *e)
