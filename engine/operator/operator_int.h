@@ -76,6 +76,13 @@ struct op_facts {
     uint64_t frames_dropped;
     size_t n_unmapped;
     struct board_unmapped unmapped[BOARD_UNMAPPED_MAX];
+    /* x_emit.c: the current window of emits (filtered ones left out) and
+     * the verdict on the last one: "" or why most of its emits were refused. */
+    int64_t window_at;
+    uint64_t window_emits;
+    uint64_t window_refused;
+    uint64_t window_rejects[TICKER_REJECT_COUNT];
+    char refusing[BOARD_REASON_MAX];
 };
 
 /* The tickers one x.emit or x.emit_many stored (x_emit.c), for the one
@@ -147,6 +154,13 @@ struct operator {
     double tokens;
     uint64_t tokens_at_ms;
 };
+
+/* The store x.store reads: the shared one, also while the version's own
+ * emits are held (a derived operator reads other exchanges). */
+static inline struct store *op_read_store(const struct operator *op)
+{
+    return op->held ? op->real_env.store : op->env.store;
+}
 
 /* The operator a C closure of `x` serves: its first upvalue. */
 static inline struct operator *op_self(lua_State *L)

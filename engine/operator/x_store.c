@@ -54,7 +54,7 @@ static int x_store_get(lua_State *L)
     struct ticker t;
     const char *exchange = luaL_checkstring(L, 1);
     const char *pair = luaL_checkstring(L, 2);
-    if (store_get(op->env.store, exchange, pair, &t) != 0) {
+    if (store_get(op_read_store(op), exchange, pair, &t) != 0) {
         lua_pushnil(L);
         return 1;
     }
@@ -84,7 +84,7 @@ static int x_store_pairs(lua_State *L)
     struct scan_ctx c = {L, 0};
     const char *exchange = luaL_checkstring(L, 1);
     lua_newtable(L);
-    store_scan(op->env.store, exchange, add_ticker, &c);
+    store_scan(op_read_store(op), exchange, add_ticker, &c);
     return 1;
 }
 

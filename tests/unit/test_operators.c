@@ -672,6 +672,37 @@ static void test_reload_lib_and_held(void)
     world_stop(&w);
 }
 
+static bool derived_stored(struct world *w, void *arg)
+{
+    return store_get(w->store, "deriver", "DDD_EEE", arg) == 0;
+}
+
+/* While a new version's emits are held, x.store still reads the shared
+ * store: a derived operator's markets() sees the other exchanges. */
+static void test_held_version_reads_the_store(void)
+{
+    struct world w;
+    struct ticker t;
+    char path[160];
+
+    world_start(&w, NULL);
+    write_operator(&w, "counter", counter_body("1000"));
+    world_run_registry(&w);
+    CHECK(wait_for(&w, ask_is, "1000", 10));
+    snprintf(path, sizeof path, "%s/deriver.lua", w.ops);
+    write_file(path, "return { name = 'deriver', spec = 1, poll_every = 0.2,\n"
+                     "  markets = function(x)\n"
+                     "    local t = x.store.get('counter', 'AAA_BBB')\n"
+                     "    local ask = t and t.ask or '5'\n"
+                     "    x.emit{ base = 'DDD', quote = 'EEE', bid = '1', ask = ask }\n"
+                     "    return {}\n"
+                     "  end,\n"
+                     "  poll = function(x) end }\n");
+    CHECK(wait_for(&w, derived_stored, &t, 10));
+    CHECK_STR_EQ(t.ask, "1000");
+    world_stop(&w);
+}
+
 static bool numbers_stored(struct world *w, void *arg)
 {
     return store_get(w->store, "numbers", "AAA_BBB", arg) == 0;
@@ -784,6 +815,7 @@ int main(void)
     test_reload();
     test_reload_lib_and_held();
     test_json_numbers_as_text();
+    test_held_version_reads_the_store();
     test_faults();
     test_budget_and_hosts();
     return CHECK_DONE();
