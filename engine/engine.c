@@ -56,11 +56,6 @@ static int not_built_yet(const struct config *cfg, char *err, size_t errlen)
                  config_role_name(cfg->role));
         return -1;
     }
-    if (cfg->redis.host) {
-        snprintf(err, errlen, "store: the Redis store is not built yet; use store = \"memory\" "
-                              "(and unset REDIS_URL)");
-        return -1;
-    }
     return 0;
 }
 

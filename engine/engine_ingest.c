@@ -10,6 +10,8 @@
  */
 #include "engine_int.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,24 +27,56 @@
 #include "operator/operators.h"
 #include "store/changes.h"
 #include "store/kv.h"
+#include "store/redis_writer.h"
+#include "store/store.h"
 
-/* op_env callbacks, on the ingest loop: into the change feed. */
+/* op_env callbacks, on the ingest loop: into the change feed, and with a
+ * Redis store into the writer (it is NULL without one). */
 static void on_batch(struct operator *op, const struct ticker *t, const bool *changed, size_t n,
                      void *ctx)
 {
     struct engine *e = ctx;
     changes_put_tickers(e->changes, t, changed, n);
+    redis_writer_batch(e->redis, t, changed, n);
 }
 
 static void on_status(const char *exchange, const char *state, const char *reason, void *ctx)
 {
     struct engine *e = ctx;
     changes_put_status(e->changes, exchange, state, reason);
+    redis_writer_status(e->redis, exchange, state, reason);
 }
 
 static void on_removed(const char *exchange, void *ctx)
 {
     struct engine *e = ctx;
+    changes_put_removed(e->changes, exchange);
+    redis_writer_removed(e->redis, exchange);
+}
+
+static void on_markets(const char *exchange, const struct board_market *m, size_t n, void *ctx)
+{
+    struct engine *e = ctx;
+    redis_writer_markets(e->redis, exchange, m, n);
+}
+
+/* The Redis writer's hooks. */
+static void on_loaded(void *arg)
+{
+    struct engine *e = arg;
+    operators_start(e->operators);
+}
+
+static bool runs_here(const char *exchange, void *arg)
+{
+    struct engine *e = arg;
+    return operators_has(e->operators, exchange);
+}
+
+static void on_expired(const char *exchange, void *arg)
+{
+    struct engine *e = arg;
+    store_remove_exchange(e->store, exchange);
     changes_put_removed(e->changes, exchange);
 }
 
@@ -83,9 +117,15 @@ int engine_ingest_new(struct engine *e, char *err, size_t errlen)
         .on_batch = on_batch,
         .on_status = on_status,
         .on_removed = on_removed,
+        .on_markets = on_markets,
         .ctx = e,
     };
     e->operators = operators_new(&env, cfg->operators_dir);
+    if (cfg->redis.host) {
+        struct redis_writer_hooks hooks = {
+            .loaded = on_loaded, .runs = runs_here, .expired = on_expired, .arg = e};
+        e->redis = redis_writer_new(e->ingest_loop, cfg, e->store, e->board, e->kv, &hooks);
+    }
     e->ingest_probe = loop_probe_new(e->ingest_loop, &e->stats.ingest, NULL, NULL);
     return 0;
 }
@@ -100,8 +140,18 @@ static void *ingest_main(void *arg)
 int engine_ingest_start(struct engine *e)
 {
     /* The registry is set up before the thread exists, so its loop is
-     * touched by one thread at a time (pthread_create orders the two). */
-    if (operators_start(e->operators) < 0) {
+     * touched by one thread at a time (pthread_create orders the two).
+     * With Redis, the operators start once the warm start is over. */
+    DIR *d = opendir(e->cfg->operators_dir);
+    if (!d) {
+        log_error("engine", "cannot open operators_dir %s: %s", e->cfg->operators_dir,
+                  strerror(errno));
+        return -1;
+    }
+    closedir(d);
+    if (e->redis) {
+        redis_writer_start(e->redis);
+    } else if (operators_start(e->operators) < 0) {
         return -1;
     }
     if (pthread_create(&e->ingest_thread, NULL, ingest_main, e) != 0) {
@@ -133,6 +183,7 @@ void engine_ingest_free(struct engine *e)
      * late reload must not find the operators gone. */
     mailbox_free(e->ingest_mail);
     loop_probe_free(e->ingest_probe);
+    redis_writer_free(e->redis);
     operators_free(e->operators);
     ws_client_free(e->ws);
     http_client_free(e->http);

@@ -38,6 +38,7 @@ struct loop_signal;
 struct loop_timer;
 struct mailbox;
 struct operators;
+struct redis_writer;
 struct rest;
 struct store;
 struct ws_client;
@@ -60,6 +61,7 @@ struct engine {
     struct http_client *http;
     struct ws_client *ws; /* operators' outbound streams */
     struct operators *operators;
+    struct redis_writer *redis; /* NULL with the memory store */
     char *lib_dir;
 
     /* API side (engine_api.c). */

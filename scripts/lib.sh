@@ -76,14 +76,16 @@ rx_start_fakex() {
     export FAKEX_WS_URL="ws://127.0.0.1:$(cat "$work/fakex.port")"
 }
 
-# rx_start_redis WORKDIR: starts a private redis-server; sets REDIS_PORT.
+# rx_start_redis WORKDIR: starts a private redis-server; sets REDIS_PORT and
+# REDIS_PID.
 rx_start_redis() {
     local work=$1
     REDIS_PORT=$(rx_free_port)
     mkdir -p "$work/redis"
     redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$work/redis" --save '' \
         --appendonly no --enable-debug-command yes >"$work/redis.log" 2>&1 &
-    RX_PIDS+=("$!")
+    REDIS_PID=$!
+    RX_PIDS+=("$REDIS_PID")
     local deadline=$((SECONDS + 10))
     until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do
         [ $SECONDS -ge $deadline ] && { echo "redis-server did not start; see $work/redis.log" >&2; return 1; }

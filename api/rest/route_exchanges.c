@@ -19,6 +19,8 @@
  *   loaded_at   when the running version was loaded, ms; null if none runs
  *   rejected    null, or the newest file version that failed to load while
  *               an older one keeps running: {"file","error","line","at"}
+ * and, beside the list, "store": the health of the copy the service keeps
+ * (memory, or Redis with its connection, errors, backlog and drops).
  *
  * Threads: a libmicrohttpd worker.
  */
@@ -117,6 +119,30 @@ static int by_name(const void *a, const void *b)
     return strcmp(((const struct board_status *)a)->name, ((const struct board_status *)b)->name);
 }
 
+/* {"kind","connected","last_error","last_error_at","pending","written",
+ * "fields","dropped","reconnects"}: where the service keeps its copy, and how that
+ * goes (DESIGN 7: Redis trouble shows here, never in /readyz). */
+static void render_store(struct jbuf *b, const struct api_ctx *ctx)
+{
+    struct board_store s;
+    board_store_health(ctx->board, &s);
+    jbuf_adds(b, "{\"kind\":");
+    jbuf_str(b, s.kind);
+    if (strcmp(s.kind, "redis") == 0) {
+        jbuf_addf(b, ",\"connected\":%s,\"last_error\":", s.connected ? "true" : "false");
+        jbuf_str_or_null(b, s.last_error);
+        jbuf_adds(b, ",\"last_error_at\":");
+        ms_or_null(b, s.last_error_at);
+        jbuf_addf(b,
+                  ",\"pending\":%llu,\"written\":%llu,\"fields\":%llu,\"dropped\":%llu,"
+                  "\"reconnects\":%llu",
+                  (unsigned long long)s.pending, (unsigned long long)s.written,
+                  (unsigned long long)s.fields,
+                  (unsigned long long)s.dropped, (unsigned long long)s.reconnects);
+    }
+    jbuf_adds(b, "}");
+}
+
 void api_route_exchanges(struct api_req *req, struct api_resp *resp)
 {
     size_t n;
@@ -131,7 +157,9 @@ void api_route_exchanges(struct api_req *req, struct api_resp *resp)
         jbuf_adds(&resp->body, i ? "," : "");
         render_exchange(&resp->body, req->ctx, &st[i], false);
     }
-    jbuf_adds(&resp->body, "]}");
+    jbuf_adds(&resp->body, "],\"store\":");
+    render_store(&resp->body, req->ctx);
+    jbuf_adds(&resp->body, "}");
     free(st);
 }
 

@@ -15,6 +15,7 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "rest_metrics.h"
 #include "core/engine_stats.h"
@@ -220,6 +221,29 @@ static void ws_metrics(struct jbuf *b, const struct engine_stats *es)
               "Keys and exchanges waiting for the API loop now.", &es->changes_pending);
 }
 
+/* The Redis copy's health (nothing with the memory store). */
+static void store_health_metrics(struct jbuf *b, const struct board *board)
+{
+    struct board_store s;
+    board_store_health(board, &s);
+    if (strcmp(s.kind, "redis") != 0) {
+        return;
+    }
+    family(b, "rx_redis_connected", "gauge", "1 while the Redis writer's connection is up.");
+    jbuf_addf(b, "rx_redis_connected %d\n", s.connected ? 1 : 0);
+    family(b, "rx_redis_pending_replies", "gauge", "Replies Redis owes the writer now.");
+    jbuf_addf(b, "rx_redis_pending_replies %llu\n", (unsigned long long)s.pending);
+    family(b, "rx_redis_written_total", "counter", "Ticker batches Redis acknowledged.");
+    jbuf_addf(b, "rx_redis_written_total %llu\n", (unsigned long long)s.written);
+    family(b, "rx_redis_fields_total", "counter", "Tickers (hash fields) in them.");
+    jbuf_addf(b, "rx_redis_fields_total %llu\n", (unsigned long long)s.fields);
+    family(b, "rx_redis_dropped_total", "counter",
+           "Emit batches not sent while Redis was slow or away (rewritten from memory later).");
+    jbuf_addf(b, "rx_redis_dropped_total %llu\n", (unsigned long long)s.dropped);
+    family(b, "rx_redis_reconnects_total", "counter", "Redis connections lost or refused.");
+    jbuf_addf(b, "rx_redis_reconnects_total %llu\n", (unsigned long long)s.reconnects);
+}
+
 void api_route_metrics(struct api_req *req, struct api_resp *resp)
 {
     const struct api_ctx *ctx = req->ctx;
@@ -236,6 +260,7 @@ void api_route_metrics(struct api_req *req, struct api_resp *resp)
         loop_metrics(b, ctx->engine);
         ws_metrics(b, ctx->engine);
     }
+    store_health_metrics(b, ctx->board);
     family(b, "rx_uptime_seconds", "gauge", "Seconds since the service started.");
     jbuf_addf(b, "rx_uptime_seconds %lld\n", (long long)(up > 0 ? up / 1000 : 0));
 }

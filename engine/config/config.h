@@ -86,6 +86,7 @@ struct config_ws {
     int64_t max_per_ip;
     int64_t max_subs;          /* subscriptions per connection */
     int64_t max_queue_bytes;   /* a client's outbound queue; past it: close 1008 */
+    int64_t max_queue_bytes_total; /* all clients' queues; past it the largest close 1008 */
     int64_t snapshot_chunk;    /* tickers per snapshot message */
     int64_t max_message_bytes; /* inbound message size */
 };

@@ -115,6 +115,8 @@ static const struct config_key ws_keys[] = {
     INT_KEY(struct config_ws, max_subs, "64", 1, 100000, "Subscriptions per connection."),
     INT_KEY(struct config_ws, max_queue_bytes, "1048576", 4096, 1073741824,
             "A client's outbound queue; past it the client is closed with 1008."),
+    INT_KEY(struct config_ws, max_queue_bytes_total, "268435456", 65536, 1099511627776,
+            "All clients' queues together; past it the largest are closed with 1008 first."),
     INT_KEY(struct config_ws, snapshot_chunk, "500", 1, 100000,
             "Tickers per snapshot message after a subscribe."),
     INT_KEY(struct config_ws, max_message_bytes, "65536", 256, 16777216,

@@ -12,6 +12,24 @@
  * otherwise try 16, then 17 (which always reads back). Subnormals carry
  * fewer than 15 digits of precision, so they take the plain 1..17 search.
  *
+ * Two fast paths give the same answers sooner. The first, before any
+ * printf, suits the values prices and their mids are: if a * 10^k (k <= 22) is an integer m below 10^15 and
+ * m / 10^k == a, then the decimal m * 10^-k reads back as a (m and 10^k
+ * are exact, and IEEE division rounds their true quotient to the nearest
+ * double, as strtod does), and it has at most 15 digits, so by the
+ * argument above it is the answer. The smallest such k is tried first;
+ * when none works the printf path decides. A third of the cost of a ticker
+ * written to Redis was its mid's and spread's printf and strtod before the
+ * two fast paths.
+ *
+ * The second, for the rest: the 17 digits are made once, exactly, with
+ * 128-bit integers where a allows (exact_digits17: about 0.001 .. 2^53)
+ * and by printf elsewhere; the 15- and 16-digit roundings are made from
+ * those in decimal, which agrees with rounding the exact value unless the
+ * digits dropped are exactly "5000..." (then printf rounds again). Whether
+ * a candidate reads back is decided by one multiplication or division when
+ * its digits allow (reads_back), and by strtod otherwise.
+ *
  * Locale. printf's "%e" and strtod both use the locale's decimal point,
  * which may not be '.' (or even one byte) if some library calls setlocale.
  * We never let a point cross that boundary: the digits are picked out of
@@ -25,6 +43,7 @@
 #include <errno.h>
 #include <float.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,12 +100,30 @@ static void round_digits(double a, int prec, struct digits *g)
     g->exp = eneg ? -e : e;
 }
 
-/* Does strtod read these digits back as exactly a? */
+/* The exact powers of ten a double holds (10^22 is the last). */
+static const double exact_pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+#define EXACT_POW10_MAX 22
+
+/* Does strtod read these digits back as exactly a? Without strtod when the
+ * digits are an integer m <= 2^53 times 10^e, |e| <= 22: m and 10^|e| are
+ * exact doubles and one IEEE multiplication or division rounds their true
+ * product or quotient to the nearest double, as strtod does. */
 static int reads_back(const struct digits *g, double a)
 {
-    char buf[48];
+    uint64_t m = 0;
+    int e = g->exp - (g->n - 1);
+    for (int i = 0; i < g->n; i++) {
+        m = m * 10 + (uint64_t)(g->d[i] - '0');
+    }
+    if (m <= (UINT64_C(1) << 53) && e >= -EXACT_POW10_MAX && e <= EXACT_POW10_MAX) {
+        double v = e >= 0 ? (double)m * exact_pow10[e] : (double)m / exact_pow10[-e];
+        return v == a;
+    }
 
-    snprintf(buf, sizeof(buf), "%se%d", g->d, g->exp - (g->n - 1));
+    char buf[48];
+    snprintf(buf, sizeof(buf), "%se%d", g->d, e);
     return strtod(buf, NULL) == a;
 }
 
@@ -98,10 +135,177 @@ static void trim_zeros(struct digits *g)
     g->d[g->n] = '\0';
 }
 
+/* The essay's first fast path: 0 when it applies and g holds the digits. */
+static int scaled_digits(double a, struct digits *g)
+{
+    for (int k = 0; k <= EXACT_POW10_MAX; k++) {
+        double m = a * exact_pow10[k];
+        if (m >= 1e15) {
+            return -1;
+        }
+        if (m >= 1 && m == (double)(int64_t)m && m / exact_pow10[k] == a) {
+            char rev[16];
+            int n = 0;
+            for (int64_t i = (int64_t)m; i > 0; i /= 10) {
+                rev[n++] = (char)('0' + i % 10);
+            }
+            for (int j = 0; j < n; j++) {
+                g->d[j] = rev[n - 1 - j];
+            }
+            g->d[n] = '\0';
+            g->n = n;
+            g->exp = n - 1 - k;
+            trim_zeros(g);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* GCC's and Clang's 128-bit integer (C11 has none; __extension__ says so). */
+__extension__ typedef unsigned __int128 u128;
+
+/* 10^0 .. 10^19, the powers of ten a uint64_t holds. */
+static const uint64_t pow10_u64[] = {
+    UINT64_C(1),
+    UINT64_C(10),
+    UINT64_C(100),
+    UINT64_C(1000),
+    UINT64_C(10000),
+    UINT64_C(100000),
+    UINT64_C(1000000),
+    UINT64_C(10000000),
+    UINT64_C(100000000),
+    UINT64_C(1000000000),
+    UINT64_C(10000000000),
+    UINT64_C(100000000000),
+    UINT64_C(1000000000000),
+    UINT64_C(10000000000000),
+    UINT64_C(100000000000000),
+    UINT64_C(1000000000000000),
+    UINT64_C(10000000000000000),
+    UINT64_C(100000000000000000),
+    UINT64_C(1000000000000000000),
+    UINT64_C(10000000000000000000),
+};
+
+/*
+ * a rounded to 17 significant digits as printf would (to nearest, ties to
+ * even), exactly, without printf: a = f * 2^e with f < 2^53, so a * 10^k is
+ * f * 10^k (below 2^117) shifted right by -e, whose remainder decides the
+ * rounding. -1 outside the range where that fits (k in 0..19, e <= 0,
+ * -e < 128: roughly 0.001 <= a < 2^53); round_digits does the rest.
+ */
+static int exact_digits17(double a, struct digits *g)
+{
+    int e2;
+    double frac = frexp(a, &e2); /* a = frac * 2^e2, 0.5 <= frac < 1 */
+    uint64_t f = (uint64_t)ldexp(frac, 53);
+    int e = e2 - 53;
+    int e10 = (int)floor(log10(a));
+    int k = DECIMAL_DIGITS_MAX - 1 - e10;
+
+    if (e > 0 || -e >= 128) {
+        return -1;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (k < 0 || k > 19) {
+            return -1;
+        }
+        u128 p = (u128)f * pow10_u64[k];
+        u128 q = e ? p >> -e : p;
+        u128 r = e ? p - (q << -e) : 0;
+        u128 half = e ? (u128)1 << (-e - 1) : 0;
+        if (e && (r > half || (r == half && (q & 1)))) {
+            q++;
+        }
+        /* log10 may be off by one next to a power of ten: q must have 17
+         * digits, or be 10^17 exactly, where rounding carried (1 and zeros). */
+        if (q < pow10_u64[16] || q > pow10_u64[17]) {
+            k += q < pow10_u64[16] ? 1 : -1;
+            continue;
+        }
+        if (q == pow10_u64[17]) {
+            q = pow10_u64[16];
+            k--;
+        }
+        uint64_t v = (uint64_t)q;
+        for (int i = DECIMAL_DIGITS_MAX - 1; i >= 0; i--) {
+            g->d[i] = (char)('0' + v % 10);
+            v /= 10;
+        }
+        g->d[DECIMAL_DIGITS_MAX] = '\0';
+        g->n = DECIMAL_DIGITS_MAX;
+        g->exp = DECIMAL_DIGITS_MAX - 1 - k;
+        return 0;
+    }
+    return -1;
+}
+
+/* g (17 digits, as printf rounded them) rounded to p digits, into out; -1
+ * when the digits dropped are exactly a half: the true value may then lie
+ * on either side of it, and only printf knows which. */
+static int round_text(const struct digits *g, int p, struct digits *out)
+{
+    const char *tail = g->d + p;
+    bool up = *tail > '5';
+    if (*tail == '5') {
+        const char *t = tail + 1;
+        while (*t == '0') {
+            t++;
+        }
+        if (!*t) {
+            return -1;
+        }
+        up = true;
+    }
+    memcpy(out->d, g->d, (size_t)p);
+    out->d[p] = '\0';
+    out->n = p;
+    out->exp = g->exp;
+    if (up) {
+        int i = p - 1;
+        for (; i >= 0 && out->d[i] == '9'; i--) {
+            out->d[i] = '0';
+        }
+        if (i < 0) {
+            out->d[0] = '1';
+            out->exp++;
+        } else {
+            out->d[i]++;
+        }
+    }
+    return 0;
+}
+
 /* The shortest digits of a (positive, finite) that read back as a. */
 static void shortest_digits(double a, struct digits *g)
 {
-    int prec = a >= DBL_MIN ? DBL_DIG : 1;
+    int prec = 1;
+
+    if (scaled_digits(a, g) == 0) {
+        return;
+    }
+    if (a >= DBL_MIN) {
+        /* The essay's second fast path: one printf, the shorter roundings
+         * derived from its 17 digits. */
+        struct digits g17;
+        if (exact_digits17(a, &g17) < 0) {
+            round_digits(a, DECIMAL_DIGITS_MAX, &g17);
+        }
+        for (prec = DBL_DIG; prec < DECIMAL_DIGITS_MAX; prec++) {
+            if (round_text(&g17, prec, g) < 0) {
+                round_digits(a, prec, g);
+            }
+            if (reads_back(g, a)) {
+                trim_zeros(g);
+                return;
+            }
+        }
+        *g = g17;
+        trim_zeros(g);
+        return;
+    }
 
     for (; prec < DECIMAL_DIGITS_MAX; prec++) {
         round_digits(a, prec, g);
@@ -279,6 +483,38 @@ static int mantissa_value(const char *ip, size_t ni, const char *fp, size_t nf, 
     }
     *out = d;
     return 0;
+}
+
+/*
+ * The common price, without an exponent and with at most 19 digits in all
+ * ("0.35210000"), in one pass: the digits as an integer (below 10^19, so
+ * it fits), trailing zeros dropped, then Clinger's fast path as above when
+ * it applies (an integer below 2^53, a power of ten up to 22). Returns 0
+ * when it does not, for mantissa_value to take over.
+ */
+static int short_value(const char *ip, size_t ni, const char *fp, size_t nf, double *out)
+{
+    uint64_t m = 0;
+    size_t scale = nf;
+
+    if (ni + nf > 19) {
+        return 0;
+    }
+    for (size_t i = 0; i < ni; i++) {
+        m = m * 10 + (uint64_t)(ip[i] - '0');
+    }
+    for (size_t i = 0; i < nf; i++) {
+        m = m * 10 + (uint64_t)(fp[i] - '0');
+    }
+    while (scale > 0 && m % 10 == 0) {
+        m /= 10;
+        scale--;
+    }
+    if (m >= (UINT64_C(1) << 53) || scale > EXACT_POW10_MAX) {
+        return 0;
+    }
+    *out = (double)m / pow10_exact[scale];
+    return 1;
 }
 
 int decimal_parse(const char *text, size_t len, char *out, size_t cap, double *value)

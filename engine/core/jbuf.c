@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,32 @@ void jbuf_addf(struct jbuf *b, const char *fmt, ...)
     vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
+}
+
+/* The digits of u, then a sign if negative. */
+static void add_integer(struct jbuf *b, unsigned long long u, bool negative)
+{
+    char text[24];
+    char *p = text + sizeof text;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (negative) {
+        *--p = '-';
+    }
+    jbuf_add(b, p, (size_t)(text + sizeof text - p));
+}
+
+void jbuf_int(struct jbuf *b, long long v)
+{
+    /* Negated as unsigned, so LLONG_MIN has a magnitude too. */
+    add_integer(b, v < 0 ? 0 - (unsigned long long)v : (unsigned long long)v, v < 0);
+}
+
+void jbuf_uint(struct jbuf *b, unsigned long long v)
+{
+    add_integer(b, v, false);
 }
 
 /* Length of the valid UTF-8 sequence at s (n bytes available), or 0 for a

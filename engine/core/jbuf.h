@@ -22,6 +22,10 @@ void jbuf_reset(struct jbuf *b);
 void jbuf_add(struct jbuf *b, const char *s, size_t n);
 void jbuf_adds(struct jbuf *b, const char *s);
 void jbuf_addf(struct jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An integer in decimal: what jbuf_addf("%lld") writes, without printf
+ * (tickers carry several, and every push and stored ticker renders them). */
+void jbuf_int(struct jbuf *b, long long v);
+void jbuf_uint(struct jbuf *b, unsigned long long v);
 /* A JSON string literal, quotes included; control characters are escaped
  * and bytes that are not valid UTF-8 become U+FFFD. */
 void jbuf_str(struct jbuf *b, const char *s);

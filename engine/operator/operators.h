@@ -38,4 +38,7 @@ int operators_start(struct operators *reg);
 typedef void (*operators_reload_fn)(int status, const char *summary_json, void *data);
 void operators_reload_all(struct operators *reg, operators_reload_fn done, void *data);
 
+/* Whether a file of this name is in the registry (loaded or not). */
+bool operators_has(const struct operators *reg, const char *name);
+
 #endif

@@ -10,6 +10,7 @@
 #include "board.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,8 @@ struct board {
     size_t n_statuses;
     struct board_market *markets;
     size_t n_markets;
+    struct board_store store;
+    bool loading;
 };
 
 const char *board_state_name(enum board_state state)
@@ -36,6 +39,7 @@ struct board *board_new(void)
 {
     struct board *board = xcalloc(1, sizeof *board);
     pthread_mutex_init(&board->lock, NULL);
+    snprintf(board->store.kind, sizeof board->store.kind, "memory");
     return board;
 }
 
@@ -125,12 +129,35 @@ size_t board_names(const struct board *board, char (*names)[TICKER_EXCHANGE_MAX]
     return n;
 }
 
+void board_put_store(struct board *board, const struct board_store *store)
+{
+    pthread_mutex_lock(&board->lock);
+    board->store = *store;
+    pthread_mutex_unlock(&board->lock);
+}
+
+void board_set_loading(struct board *board, bool loading)
+{
+    pthread_mutex_lock(&board->lock);
+    board->loading = loading;
+    pthread_mutex_unlock(&board->lock);
+}
+
+void board_store_health(const struct board *board, struct board_store *out)
+{
+    struct board *b = (struct board *)board;
+    pthread_mutex_lock(&b->lock);
+    *out = b->store;
+    pthread_mutex_unlock(&b->lock);
+}
+
 bool board_ready(const struct board *board)
 {
     struct board *b = (struct board *)board;
     bool ready = true;
 
     pthread_mutex_lock(&b->lock);
+    ready = !b->loading;
     for (size_t i = 0; i < b->n_statuses && ready; i++) {
         ready = b->statuses[i].state != BOARD_STARTING;
     }

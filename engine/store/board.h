@@ -90,6 +90,20 @@ struct board_market {
     char pair[TICKER_PAIR_MAX];
 };
 
+/* Where the service keeps its copy (DESIGN 7): its health, for
+ * /v1/exchanges ("store") and /metrics. */
+struct board_store {
+    char kind[8];   /* "memory" or "redis" */
+    bool connected; /* redis: the writer's connection is up */
+    char last_error[192];
+    int64_t last_error_at; /* wall ms, 0 if none */
+    uint64_t pending;      /* replies Redis owes now */
+    uint64_t written;      /* ticker batches Redis acknowledged */
+    uint64_t fields;       /* tickers in them (hash fields written) */
+    uint64_t dropped;      /* batches not sent (Redis slow or away; rewritten later) */
+    uint64_t reconnects;   /* connections lost or refused */
+};
+
 struct board;
 
 struct board *board_new(void);
@@ -100,6 +114,15 @@ void board_put_statuses(struct board *board, const struct board_status *st, size
 /* Writer. Replaces the whole list of markets (copied). */
 void board_put_markets(struct board *board, const struct board_market *m, size_t n);
 
+/* Writer. The store's health. */
+void board_put_store(struct board *board, const struct board_store *store);
+/* Writer. While loading (a warm start from Redis), the board is not ready
+ * whatever the statuses say. */
+void board_set_loading(struct board *board, bool loading);
+
+/* Any thread: the store's health ("memory" until a writer says more). */
+void board_store_health(const struct board *board, struct board_store *out);
+
 /* Any thread: a malloc'd copy of every status (never NULL; *n may be 0). */
 struct board_status *board_statuses(const struct board *board, size_t *n);
 /* Any thread: a malloc'd copy of the markets of one exchange, or of all
@@ -108,7 +131,8 @@ size_t board_markets(const struct board *board, const char *exchange, struct boa
 /* Any thread: up to cap exchange names, in status order; returns how many
  * there are (which may exceed cap). Cheaper than board_statuses. */
 size_t board_names(const struct board *board, char (*names)[TICKER_EXCHANGE_MAX], size_t cap);
-/* Any thread: no exchange is still starting (DESIGN 4.1 /readyz). */
+/* Any thread: not loading, and no exchange is still starting (DESIGN 4.1
+ * /readyz). */
 bool board_ready(const struct board *board);
 
 #endif

@@ -23,6 +23,8 @@ struct kv_entry {
 struct kv {
     struct kv_entry *items;
     size_t n, cap;
+    kv_hook_fn hook;
+    void *hook_arg;
 };
 
 struct kv *kv_new(void)
@@ -79,8 +81,15 @@ static struct kv_entry *find(struct kv *kv, const char *exchange, const char *ke
     return hit;
 }
 
-int kv_set(struct kv *kv, const char *exchange, const char *key, const char *value, size_t len,
-           int64_t ttl_ms, int64_t now_ms)
+void kv_set_hook(struct kv *kv, kv_hook_fn fn, void *arg)
+{
+    kv->hook = fn;
+    kv->hook_arg = arg;
+}
+
+/* kv_set with an absolute expiry; the hook is the caller's business. */
+static int put(struct kv *kv, const char *exchange, const char *key, const char *value, size_t len,
+               int64_t expires_ms, int64_t now_ms)
 {
     size_t count;
     if (strlen(key) > KV_MAX_KEY || len > KV_MAX_VALUE) {
@@ -105,8 +114,28 @@ int kv_set(struct kv *kv, const char *exchange, const char *key, const char *val
     memcpy(e->value, value, len);
     e->value[len] = '\0';
     e->len = len;
-    e->expires = ttl_ms > 0 ? now_ms + ttl_ms : 0;
+    e->expires = expires_ms;
     return 0;
+}
+
+int kv_set(struct kv *kv, const char *exchange, const char *key, const char *value, size_t len,
+           int64_t ttl_ms, int64_t now_ms)
+{
+    int64_t expires = ttl_ms > 0 ? now_ms + ttl_ms : 0;
+    int rc = put(kv, exchange, key, value, len, expires, now_ms);
+    if (rc == 0 && kv->hook) {
+        kv->hook(kv->hook_arg, exchange, key, value, len, expires);
+    }
+    return rc;
+}
+
+int kv_load(struct kv *kv, const char *exchange, const char *key, const char *value, size_t len,
+            int64_t expires_ms, int64_t now_ms)
+{
+    if (expires_ms && expires_ms <= now_ms) {
+        return 0;
+    }
+    return put(kv, exchange, key, value, len, expires_ms, now_ms);
 }
 
 const char *kv_get(struct kv *kv, const char *exchange, const char *key, size_t *len,
@@ -126,6 +155,9 @@ void kv_del(struct kv *kv, const char *exchange, const char *key)
     for (size_t i = 0; i < kv->n; i++) {
         if (strcmp(kv->items[i].exchange, exchange) == 0 && strcmp(kv->items[i].key, key) == 0) {
             remove_at(kv, i);
+            if (kv->hook) {
+                kv->hook(kv->hook_arg, exchange, key, NULL, 0, 0);
+            }
             return;
         }
     }
@@ -138,6 +170,16 @@ void kv_drop_exchange(struct kv *kv, const char *exchange)
             remove_at(kv, i);
         } else {
             i++;
+        }
+    }
+}
+
+void kv_each(struct kv *kv, const char *exchange, int64_t now_ms, kv_hook_fn fn, void *arg)
+{
+    for (size_t i = 0; i < kv->n; i++) {
+        const struct kv_entry *e = &kv->items[i];
+        if (strcmp(e->exchange, exchange) == 0 && (!e->expires || e->expires > now_ms)) {
+            fn(arg, e->exchange, e->key, e->value, e->len, e->expires);
         }
     }
 }

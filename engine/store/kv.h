@@ -1,7 +1,9 @@
 /*
  * kv: small per-operator values that outlive a reload (x.kv), kept in
- * memory. With a Redis store the same calls go to rx:kv:{exchange}
- * instead (redis issue); this is the embedded default.
+ * memory. With a Redis store they also outlive a restart: the Redis writer
+ * loads rx:kv:{exchange} into memory before the operators start
+ * (kv_load) and is told of every change (the hook) to write it behind, so
+ * x.kv.set never waits on the network.
  *
  * Caps keep a buggy operator from growing it without bound: KV_MAX_KEYS
  * keys per exchange, KV_MAX_VALUE bytes per value. Expired values vanish on
@@ -29,6 +31,19 @@ int kv_set(struct kv *kv, const char *exchange, const char *key, const char *val
 const char *kv_get(struct kv *kv, const char *exchange, const char *key, size_t *len,
                    int64_t now_ms);
 void kv_del(struct kv *kv, const char *exchange, const char *key);
+/* A value read back from a copy elsewhere (warm start): stored as kv_set
+ * would, with its absolute expiry (0 = never; already expired: ignored),
+ * and without calling the hook. */
+int kv_load(struct kv *kv, const char *exchange, const char *key, const char *value, size_t len,
+            int64_t expires_ms, int64_t now_ms);
+/* Called after every kv_set (value set, expires_ms absolute or 0) and
+ * kv_del (value NULL) that changed something. */
+typedef void (*kv_hook_fn)(void *arg, const char *exchange, const char *key, const char *value,
+                           size_t len, int64_t expires_ms);
+void kv_set_hook(struct kv *kv, kv_hook_fn fn, void *arg);
+/* Calls fn for every live value of the exchange (a rewrite after Redis
+ * came back). */
+void kv_each(struct kv *kv, const char *exchange, int64_t now_ms, kv_hook_fn fn, void *arg);
 void kv_drop_exchange(struct kv *kv, const char *exchange);
 
 #endif

@@ -6,6 +6,7 @@
 #ifndef RX_TICKER_JSON_H
 #define RX_TICKER_JSON_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/jbuf.h"
@@ -13,5 +14,13 @@
 
 void ticker_json(struct jbuf *b, const struct ticker *t, int64_t generated_ms,
                  int64_t stale_after_ms);
+
+/*
+ * The reverse, for tickers read back from Redis (a warm start, an api-only
+ * node): the stored fields of ticker_json's object (derived ones are
+ * ignored), the decimal text kept as written and checked. Hostile input:
+ * returns 0 only for a ticker that passes ticker_validate, else -EINVAL.
+ */
+int ticker_from_json(const char *text, size_t len, struct ticker *out);
 
 #endif

@@ -160,3 +160,65 @@ def make_service(tmp_path, explorer_bin, fakex_url):
 @pytest.fixture
 def service(make_service):
     return make_service()
+
+
+class RedisServer:
+    """A private redis-server on a free loopback port: its own directory, no
+    persistence, DEBUG allowed (tests pause it with DEBUG SLEEP)."""
+
+    def __init__(self, workdir, password=None):
+        import socket
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self.dir = workdir
+        self.password = password
+        self.proc = None
+
+    def start(self):
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", str(self.dir), "--save", "", "--appendonly", "no",
+                "--enable-debug-command", "yes"]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self.pingable, 10, "redis-server to start")
+        return self
+
+    def client(self):
+        import redis
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
+                           decode_responses=True, socket_timeout=10)
+
+    def pingable(self):
+        try:
+            return self.client().ping()
+        except Exception:
+            return False
+
+    def kill(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
+    def url(self, db=0):
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/{db}"
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """make(password=None) -> a started RedisServer, killed after the test."""
+    started = []
+
+    def make(password=None):
+        d = tmp_path / f"redis{len(started)}"
+        d.mkdir()
+        srv = RedisServer(d, password).start()
+        started.append(srv)
+        return srv
+
+    yield make
+    for srv in started:
+        srv.kill()

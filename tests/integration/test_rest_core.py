@@ -212,7 +212,8 @@ def test_exchanges(service):
         assert e["file"].endswith(f"{name}.lua")
         assert e["rejected"] is None
     r = get(service, "/v1/exchanges")
-    assert list(r.json()) == ["exchanges"]
+    assert list(r.json()) == ["exchanges", "store"]
+    assert r.json()["store"] == {"kind": "memory"}
     names = [e["name"] for e in r.json()["exchanges"]]
     assert names == sorted(names)
     assert r.headers["Cache-Control"] == "no-store"

@@ -219,10 +219,19 @@ static void test_shipped_replay(void)
     CHECK_STR_EQ(cfg->listen, "127.0.0.1:8080");
     CHECK_INT_EQ(cfg->n_tokens, 0);
     CHECK_STR_EQ(cfg->replay_url, "http://127.0.0.1:8090");
-    /* Every operator replays every pair: no allow-list anywhere. */
+    /* Every operator replays every pair it has recordings for: no
+     * allow-list but Bitstamp's, whose one recorded ticker is all it has;
+     * and no URL overrides (replay_url points them all at the fake
+     * exchange). */
     for (size_t i = 0; i < cfg->n_operators; i++) {
-        CHECK_INT_EQ(cfg->operators[i].n_pairs, 0);
-        CHECK(cfg->operators[i].rest == NULL && cfg->operators[i].ws == NULL);
+        const struct config_operator *op = &cfg->operators[i];
+        if (strcmp(op->name, "bitstamp") == 0) {
+            CHECK_INT_EQ(op->n_pairs, 1);
+            CHECK_STR_EQ(op->pairs[0], "BTC_USDT");
+        } else {
+            CHECK_INT_EQ(op->n_pairs, 0);
+        }
+        CHECK(op->rest == NULL && op->ws == NULL);
     }
     config_free(cfg);
 

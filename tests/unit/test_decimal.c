@@ -124,6 +124,11 @@ static void test_examples(void)
     CHECK_STR_EQ(fmt(25.3519), "25.3519");
     CHECK_STR_EQ(fmt(-0.000001), "-0.000001");
     CHECK_STR_EQ(fmt(123e-20), "0.00000000000000000123");
+    /* Exactly halfway at the 17th digit: ties go to the even digit, as
+     * printf rounds (the digits are made without it in this range). */
+    CHECK_STR_EQ(fmt(1000000000000000.25), "1000000000000000.2");
+    CHECK_STR_EQ(fmt(1000000000000000.75), "1000000000000000.8");
+    CHECK_STR_EQ(fmt(1000000000000001.25), "1000000000000001.2");
     /* Extremes still round-trip when the buffer is big enough. */
     CHECK(c_strtod(fmt(DBL_MAX)) == DBL_MAX);
     CHECK_INT_EQ(strlen(fmt(DBL_MAX)), 309);
@@ -346,6 +351,39 @@ static void test_random_round_trip(int count)
     CHECK_INT_EQ(failures, 0);
 }
 
+/* Short decimals and the mids of two of them, as prices are: the scaled
+ * fast path's territory and its edges (15 and 16 digits, 10^-22 .. 10^15). */
+static void test_random_short(int count)
+{
+    char text[64];
+    char out[64];
+    int failures = 0;
+
+    for (int i = 0; i < count; i++) {
+        int digits = 1 + (int)(rng() % 16);
+        int scale = (int)(rng() % 38) - 22;
+        uint64_t m = rng() % 10000000000000000u % (uint64_t)pow(10, digits);
+        double v, w;
+        snprintf(text, sizeof(text), "%llue%d", (unsigned long long)m, scale);
+        v = c_strtod(text);
+        snprintf(text, sizeof(text), "%llue%d", (unsigned long long)(rng() % (m + 1)), scale);
+        w = c_strtod(text);
+        for (int pass = 0; pass < 2; pass++, v = (v + w) / 2) {
+            if (v == 0 || !isfinite(v)) {
+                continue;
+            }
+            if (decimal_from_double(v, out, sizeof(out)) < 0 || c_strtod(out) != v ||
+                sig_digits(out) != naive_shortest(v)) {
+                if (failures++ < 10) {
+                    fprintf(stderr, "short: %.17g -> \"%s\" (shortest %d)\n", v, out,
+                            naive_shortest(v));
+                }
+            }
+        }
+    }
+    CHECK_INT_EQ(failures, 0);
+}
+
 /* Any bit pattern: every finite double round-trips with enough room. */
 static void test_random_bits(int count)
 {
@@ -425,6 +463,7 @@ static void run_all(void)
     test_parse_long();
     test_random_round_trip(100000);
     test_random_bits(20000);
+    test_random_short(200000);
     test_random_parse_value(200000);
 }
 

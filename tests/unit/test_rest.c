@@ -384,7 +384,7 @@ static void test_exchanges(int port, struct res *r)
     CHECK(strstr(r->body, "{\"exchanges\":[{\"name\":\"local\",\"state\":\"polling\"") == r->body);
     CHECK(strstr(r->body, "\"pairs\":1,") != NULL);
     CHECK(strstr(r->body, "\"budget\":{\"requests\":60,\"per\":60,\"used\":0,\"waits\":0}"));
-    CHECK(strstr(r->body, "\"rejected\":null}]}") != NULL);
+    CHECK(strstr(r->body, "\"rejected\":null}],\"store\":{\"kind\":\"memory\"}}") != NULL);
     CHECK(strstr(r->body, "unmapped") == NULL);
 
     CHECK_INT_EQ(request(port, "GET", "/v1/exchanges/local", AUTH_USER, r), 0);

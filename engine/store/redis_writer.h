@@ -1,0 +1,79 @@
+/*
+ * redis_writer: the Redis copy of what this node scrapes (DESIGN 7), kept
+ * by write-through from the ingest loop, and read back at start.
+ *
+ * Layout (prefix rx:): rx:t:{exchange} hash pair -> ticker JSON (the
+ * object /v1/rates shows, decimal text untouched), expiring 10 x the
+ * exchange's stale_after_ms after its last write; rx:exchanges set;
+ * rx:s hash exchange -> status JSON; rx:m:{exchange} hash symbol -> market
+ * JSON; rx:kv:{exchange} hash key -> "<expires_ms>:<value>" (x.kv);
+ * channel rx:u carrying {"type":"ticker"|"status"|"removed",...} events.
+ *
+ * Every emit batch becomes one pipeline: one HSET with all its tickers, a
+ * PEXPIRE, one PUBLISH. Serving never depends on it: while Redis is slow
+ * (too many replies pending) or away, batches are not sent but their
+ * exchange is marked dirty, and once Redis catches up (or comes back) the
+ * latest state of every dirty exchange is rewritten from the store, which
+ * always holds the newest value per key. So memory stays bounded however
+ * long Redis is away, and nothing newer is ever lost, only intermediate
+ * values. Health (connected, last error, pending replies, dropped writes,
+ * reconnects) goes to the board for /v1/exchanges and /metrics.
+ *
+ * Warm start: before the operators start, every exchange of rx:exchanges
+ * is loaded into the store with its original times (so old data is
+ * honestly stale) and rx:kv:* into the kv; an exchange no operator here
+ * scrapes is served until its Redis key expires, then dropped.
+ *
+ * Threads: the ingest loop, for every function and callback.
+ * Ownership: borrows the loop, store, board, kv and config (they outlive it).
+ */
+#ifndef RX_REDIS_WRITER_H
+#define RX_REDIS_WRITER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "board.h"
+#include "ticker.h"
+
+struct board;
+struct config;
+struct kv;
+struct loop;
+struct redis_writer;
+struct store;
+
+struct redis_writer_hooks {
+    /* The warm start is over (loaded, or Redis could not be reached in
+     * time: memory only); called once. */
+    void (*loaded)(void *arg);
+    /* Whether an operator of this name runs here (else a loaded exchange
+     * is an orphan, dropped when its Redis key expires). */
+    bool (*runs)(const char *exchange, void *arg);
+    /* An orphan's Redis key expired: drop it from memory (store, API). */
+    void (*expired)(const char *exchange, void *arg);
+    void *arg;
+};
+
+struct redis_writer *redis_writer_new(struct loop *loop, const struct config *cfg,
+                                      struct store *store, struct board *board, struct kv *kv,
+                                      const struct redis_writer_hooks *hooks);
+/* Stops writing; pending replies are dropped. NULL is a no-op. */
+void redis_writer_free(struct redis_writer *w);
+
+/* Connects, loads, then calls hooks.loaded; keeps writing from then on. */
+void redis_writer_start(struct redis_writer *w);
+
+/* One emit batch of one exchange (the op_env on_batch). */
+void redis_writer_batch(struct redis_writer *w, const struct ticker *t, const bool *changed,
+                        size_t n);
+/* An operator changed state (the op_env on_status). */
+void redis_writer_status(struct redis_writer *w, const char *exchange, const char *state,
+                         const char *reason);
+/* An operator's markets() list changed. */
+void redis_writer_markets(struct redis_writer *w, const char *exchange,
+                          const struct board_market *m, size_t n);
+/* An exchange was removed (its file deleted). */
+void redis_writer_removed(struct redis_writer *w, const char *exchange);
+
+#endif
