@@ -11,6 +11,17 @@
  *     their index, so a key's due time can move);
  *   - out: a FIFO of rendered replies and snapshot jobs; a job renders one
  *     chunk per ws_session_next call, in its place in the FIFO.
+ *
+ * What a session holds is counted as the allocator holds it (HELD: each
+ * block rounded up as glibc's malloc does, with its header), because the
+ * WebSocket server closes a client on that count (ws.max_queue_bytes) and
+ * sums it for the global cap: counting only the rendered text (as before)
+ * let 100 clients just under the limit take 179 MB of RSS for 100 MB
+ * counted, the rest in item headers, keys and snapshot key lists. A rendered
+ * reply is one block (header and text together); a snapshot job keeps its
+ * keys as two 32-bit offsets each into one pool of the names, each pair
+ * once (the keys are sorted by pair), so subscribing to 15,000 keys holds
+ * about 170 KB rather than 960 KB of fixed-size names.
  */
 #include "ws_session.h"
 
@@ -32,7 +43,6 @@
 #define DEFAULT_MAX_SUBS 64
 #define DEFAULT_SNAPSHOT_CHUNK 500
 #define ID_TEXT_MAX 160
-#define RATE_BYTES_GUESS 400
 #define SWEEP_EVERY_MS 1000
 #define NO_HEAP SIZE_MAX
 
@@ -42,9 +52,9 @@ struct ws_sub {
     uint32_t id;
     uint32_t throttle_ms;
     char (*pairs)[TICKER_PAIR_MAX]; /* sorted, unique; NULL = every pair */
-    size_t n_pairs;
+    size_t n_pairs, pairs_alloc;
     char (*exchanges)[TICKER_EXCHANGE_MAX]; /* NULL = every exchange */
-    size_t n_exchanges;
+    size_t n_exchanges, exchanges_alloc;
 };
 
 /* A key this session holds: dirty (in the heap) or inside its window. */
@@ -57,22 +67,27 @@ struct ws_key {
     size_t heap_index;      /* NO_HEAP when not dirty */
 };
 
-/* One snapshot in progress: its keys, sorted by pair then exchange. */
+/* One key of a snapshot in progress: offsets of its names in the pool. */
 struct snap_key {
-    char exchange[TICKER_EXCHANGE_MAX];
-    char pair[TICKER_PAIR_MAX];
+    uint32_t pair, exchange;
 };
 
-struct out_item {
-    struct out_item *next;
-    char *text; /* a rendered message, or NULL for a snapshot job */
-    size_t len;
-    /* snapshot job */
+/* One snapshot in progress: its keys, sorted by pair then exchange. */
+struct snap_job {
     uint32_t sub;
     char id[ID_TEXT_MAX];
+    char *names; /* NUL-terminated names, each once */
     struct snap_key *keys;
-    size_t n_keys;
-    size_t cursor;
+    size_t n_keys, cursor;
+    size_t held; /* HELD of the job and its two arrays */
+};
+
+/* A FIFO entry: a rendered message (its text follows), or a snapshot job. */
+struct out_item {
+    struct out_item *next;
+    struct snap_job *job;
+    size_t len;
+    char text[];
 };
 
 struct ws_session {
@@ -90,15 +105,30 @@ struct ws_session {
     uint64_t last_sweep;
 
     struct out_item *out_head, *out_tail;
-    size_t out_bytes;
+    size_t out_held; /* HELD of the FIFO's items and jobs */
 
-    double rate_bytes_avg;
     struct ws_render *render; /* shared rendered tickers, or NULL */
     struct ws_session_stats stats;
 
     ws_session_watch_fn *watch;
     void *watch_arg;
 };
+
+/* ---- Accounting ---------------------------------------------------------- */
+
+/* What a malloc of n bytes takes from the heap: glibc rounds a block up to
+ * 16 bytes with an 8-byte header, 32 at least. Other allocators differ by a
+ * few bytes per block; the count is about the bytes, not their layout. */
+size_t ws_session_block_bytes(size_t n)
+{
+    size_t b = (n + 8 + 15) & ~(size_t)15;
+    return n == 0 ? 0 : b < 32 ? 32 : b;
+}
+
+static size_t held(size_t n)
+{
+    return ws_session_block_bytes(n);
+}
 
 /* ---- The due-time heap -------------------------------------------------- */
 
@@ -240,6 +270,12 @@ static void sub_free(struct ws_sub *sub)
 
 /* ---- The outbound FIFO -------------------------------------------------- */
 
+/* HELD of a FIFO entry, its job included. */
+static size_t item_held(const struct out_item *item)
+{
+    return held(sizeof *item + item->len) + (item->job ? item->job->held : 0);
+}
+
 static void out_push(struct ws_session *s, struct out_item *item)
 {
     item->next = NULL;
@@ -249,23 +285,28 @@ static void out_push(struct ws_session *s, struct out_item *item)
         s->out_head = item;
     }
     s->out_tail = item;
-    s->out_bytes += item->len;
+    s->out_held += item_held(item);
 }
 
-/* Queues a rendered message; takes the bytes of b (b is left empty). */
+/* Queues a rendered message (copied into one block with its entry); b is
+ * freed. */
 static void out_text(struct ws_session *s, struct jbuf *b)
 {
-    struct out_item *item = xcalloc(1, sizeof *item);
-    item->text = b->data;
+    struct out_item *item = xmalloc(sizeof *item + b->len);
+    item->job = NULL;
     item->len = b->len;
-    jbuf_init(b);
+    memcpy(item->text, b->data, b->len);
+    jbuf_free(b);
     out_push(s, item);
 }
 
 static void out_item_free(struct out_item *item)
 {
-    free(item->text);
-    free(item->keys);
+    if (item->job) {
+        free(item->job->names);
+        free(item->job->keys);
+        free(item->job);
+    }
     free(item);
 }
 
@@ -276,7 +317,7 @@ static struct out_item *out_pop(struct ws_session *s)
     if (!s->out_head) {
         s->out_tail = NULL;
     }
-    s->out_bytes -= item->len;
+    s->out_held -= item_held(item);
     return item;
 }
 
@@ -376,7 +417,8 @@ static int parse_pairs(struct ws_session *s, const cJSON *arr, const char *id, s
                     WS_SESSION_MAX_LIST);
         return -1;
     }
-    sub->pairs = xcalloc((size_t)cJSON_GetArraySize(arr), sizeof *sub->pairs);
+    sub->pairs_alloc = (size_t)cJSON_GetArraySize(arr);
+    sub->pairs = xcalloc(sub->pairs_alloc, sizeof *sub->pairs);
     cJSON_ArrayForEach(it, arr)
     {
         if (!cJSON_IsString(it) ||
@@ -417,7 +459,8 @@ static int parse_exchanges(struct ws_session *s, const cJSON *arr, const char *i
                     WS_SESSION_MAX_LIST);
         return -1;
     }
-    sub->exchanges = xcalloc((size_t)cJSON_GetArraySize(arr), sizeof *sub->exchanges);
+    sub->exchanges_alloc = (size_t)cJSON_GetArraySize(arr);
+    sub->exchanges = xcalloc(sub->exchanges_alloc, sizeof *sub->exchanges);
     cJSON_ArrayForEach(it, arr)
     {
         if (!cJSON_IsString(it) || !ticker_exchange_valid(it->valuestring)) {
@@ -441,9 +484,15 @@ static int parse_exchanges(struct ws_session *s, const cJSON *arr, const char *i
 
 /* ---- Snapshots ---------------------------------------------------------- */
 
+/* A key as collected from the store, before the job packs it. */
+struct snap_full {
+    char exchange[TICKER_EXCHANGE_MAX];
+    char pair[TICKER_PAIR_MAX];
+};
+
 struct snap_collect {
     const struct ws_sub *sub;
-    struct snap_key *keys;
+    struct snap_full *keys;
     size_t n, cap;
 };
 
@@ -463,18 +512,62 @@ static int snap_one(const struct ticker *t, void *arg)
     return 0;
 }
 
-static int snap_key_cmp(const void *a, const void *b)
+static int snap_full_cmp(const void *a, const void *b)
 {
-    const struct snap_key *x = a, *y = b;
+    const struct snap_full *x = a, *y = b;
     int c = strcmp(x->pair, y->pair);
     return c ? c : strcmp(x->exchange, y->exchange);
+}
+
+/* Appends name to the pool; returns its offset. */
+static uint32_t pool_add(struct jbuf *pool, const char *name)
+{
+    uint32_t at = (uint32_t)pool->len;
+    jbuf_add(pool, name, strlen(name) + 1);
+    return at;
+}
+
+/* Packs sorted keys into job: each pair once (they are grouped), each
+ * exchange once (there are few: a linear search over those seen). */
+static void snap_pack(struct snap_job *job, const struct snap_full *keys, size_t n)
+{
+    struct jbuf pool;
+    uint32_t *exchanges = NULL;
+    size_t n_exchanges = 0;
+
+    jbuf_init(&pool);
+    job->keys = n ? xmalloc(n * sizeof *job->keys) : NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || strcmp(keys[i].pair, keys[i - 1].pair) != 0) {
+            job->keys[i].pair = pool_add(&pool, keys[i].pair);
+        } else {
+            job->keys[i].pair = job->keys[i - 1].pair;
+        }
+        size_t e = 0;
+        while (e < n_exchanges && strcmp(pool.data + exchanges[e], keys[i].exchange) != 0) {
+            e++;
+        }
+        if (e == n_exchanges) {
+            exchanges = xrealloc(exchanges, (n_exchanges + 1) * sizeof *exchanges);
+            exchanges[n_exchanges++] = pool_add(&pool, keys[i].exchange);
+        }
+        job->keys[i].exchange = exchanges[e];
+    }
+    free(exchanges);
+    job->names = pool.len ? xrealloc(pool.data, pool.len) : NULL;
+    if (!job->names) {
+        jbuf_free(&pool);
+    }
+    job->n_keys = n;
+    job->held = held(sizeof *job) + held(pool.len) + held(n * sizeof *job->keys);
 }
 
 /* Queues the snapshot job of a new subscription: the keys it covers now. */
 static void queue_snapshot(struct ws_session *s, const struct ws_sub *sub, const char *id)
 {
     struct snap_collect c = {.sub = sub};
-    struct out_item *item = xcalloc(1, sizeof *item);
+    struct out_item *item = xmalloc(sizeof *item);
+    struct snap_job *job = xcalloc(1, sizeof *job);
 
     if (sub->exchanges) {
         for (size_t i = 0; i < sub->n_exchanges; i++) {
@@ -484,17 +577,19 @@ static void queue_snapshot(struct ws_session *s, const struct ws_sub *sub, const
         store_scan(s->ctx->store, NULL, snap_one, &c);
     }
     if (c.n > 1) {
-        qsort(c.keys, c.n, sizeof *c.keys, snap_key_cmp);
+        qsort(c.keys, c.n, sizeof *c.keys, snap_full_cmp);
     }
-    item->sub = sub->id;
-    snprintf(item->id, sizeof item->id, "%s", id);
-    item->keys = c.keys;
-    item->n_keys = c.n;
+    snap_pack(job, c.keys, c.n);
+    free(c.keys);
+    job->sub = sub->id;
+    snprintf(job->id, sizeof job->id, "%s", id);
+    item->job = job;
+    item->len = 0;
     out_push(s, item);
 }
 
 /* Renders the job's next chunk into out; returns true if it was its last. */
-static bool snapshot_chunk(struct ws_session *s, struct out_item *job, int64_t wall_ms,
+static bool snapshot_chunk(struct ws_session *s, struct snap_job *job, int64_t wall_ms,
                            struct jbuf *out)
 {
     size_t in_chunk = 0;
@@ -503,7 +598,7 @@ static bool snapshot_chunk(struct ws_session *s, struct out_item *job, int64_t w
     jbuf_addf(out, "{\"type\":\"snapshot\",\"id\":%s,\"sub\":%u,\"rates\":[", job->id, job->sub);
     while (job->cursor < job->n_keys && in_chunk < s->chunk) {
         const struct snap_key *k = &job->keys[job->cursor++];
-        if (store_get(s->ctx->store, k->exchange, k->pair, &t) != 0) {
+        if (store_get(s->ctx->store, job->names + k->exchange, job->names + k->pair, &t) != 0) {
             continue; /* removed since the subscribe */
         }
         if (in_chunk++) {
@@ -556,8 +651,9 @@ static void drop_snapshots(struct ws_session *s, uint32_t sub)
 
     while (*pp) {
         struct out_item *item = *pp;
-        if (!item->text && item->sub == sub) {
+        if (item->job && item->job->sub == sub) {
             *pp = item->next;
+            s->out_held -= item_held(item);
             out_item_free(item);
             continue;
         }
@@ -761,7 +857,6 @@ static int next_rate(struct ws_session *s, uint64_t now, int64_t wall_ms, struct
             out->len--;
         }
         s->stats.rates_out++;
-        s->rate_bytes_avg = s->rate_bytes_avg * 0.9 + (double)out->len * 0.1;
         if (sub->throttle_ms == 0) {
             key_forget(s, k);
         } else {
@@ -781,10 +876,10 @@ int ws_session_next(struct ws_session *s, uint64_t now, int64_t wall_ms, struct 
     }
     if (s->out_head) {
         struct out_item *item = s->out_head;
-        if (item->text) {
+        if (!item->job) {
             jbuf_add(out, item->text, item->len);
             out_item_free(out_pop(s));
-        } else if (snapshot_chunk(s, item, wall_ms, out)) {
+        } else if (snapshot_chunk(s, item->job, wall_ms, out)) {
             out_item_free(out_pop(s));
         }
         s->stats.messages_out++;
@@ -805,19 +900,17 @@ uint64_t ws_session_next_due(const struct ws_session *s, uint64_t now)
     return s->heap_n ? s->heap[0]->due : UINT64_MAX;
 }
 
-/* Dirty keys already due at now, in the heap below index i (a key waiting
- * for its throttle window is not a backlog). */
-static size_t due_keys(const struct ws_session *s, size_t i, uint64_t now)
+size_t ws_session_bytes(const struct ws_session *s)
 {
-    if (i >= s->heap_n || s->heap[i]->due > now) {
-        return 0;
-    }
-    return 1 + due_keys(s, 2 * i + 1, now) + due_keys(s, 2 * i + 2, now);
-}
+    size_t n = held(sizeof *s) + s->out_held + held(s->n_subs * sizeof *s->subs) +
+               s->keys.n * held(sizeof(struct ws_key)) +
+               held(s->keys.nslots * sizeof *s->keys.slot) + held(s->heap_cap * sizeof *s->heap);
 
-size_t ws_session_pending_bytes(const struct ws_session *s, uint64_t now)
-{
-    return s->out_bytes + (size_t)((double)due_keys(s, 0, now) * s->rate_bytes_avg);
+    for (size_t i = 0; i < s->n_subs; i++) {
+        n += held(s->subs[i].pairs_alloc * sizeof *s->subs[i].pairs) +
+             held(s->subs[i].exchanges_alloc * sizeof *s->subs[i].exchanges);
+    }
+    return n;
 }
 
 void ws_session_set_watch(struct ws_session *s, ws_session_watch_fn *fn, void *arg)
@@ -850,7 +943,6 @@ struct ws_session *ws_session_new(const struct api_ctx *ctx, const struct ws_ses
     s->ctx = ctx;
     s->max_subs = lim && lim->max_subs ? lim->max_subs : DEFAULT_MAX_SUBS;
     s->chunk = lim && lim->snapshot_chunk ? lim->snapshot_chunk : DEFAULT_SNAPSHOT_CHUNK;
-    s->rate_bytes_avg = RATE_BYTES_GUESS;
     return s;
 }
 

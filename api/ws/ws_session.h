@@ -107,12 +107,16 @@ int ws_session_next(struct ws_session *s, uint64_t now, int64_t wall_ms, struct 
  * when nothing is waiting. */
 uint64_t ws_session_next_due(const struct ws_session *s, uint64_t now);
 
-/* Bytes waiting in the session at now: rendered replies plus an estimate
- * for each dirty key already due (the average size of the rate messages
- * rendered so far); keys waiting for their throttle window do not count,
- * nor do snapshots not yet rendered (they are produced only as fast as the
- * socket drains). Costs O(due keys). */
-size_t ws_session_pending_bytes(const struct ws_session *s, uint64_t now);
+/* Heap bytes the session holds now, as the allocator counts them (each
+ * block with its header and rounding): rendered replies waiting, snapshot
+ * jobs, the keys it tracks and their heap, its subscriptions, itself. What
+ * a client can make the server hold through its session is this number.
+ * Costs O(subscriptions). */
+size_t ws_session_bytes(const struct ws_session *s);
+
+/* What one malloc of n bytes takes from the heap (0 for n = 0): the unit
+ * ws_session_bytes counts in, for the server's own buffers. */
+size_t ws_session_block_bytes(size_t n);
 
 /*
  * Told of every subscription opened (added true, after its ack is queued)
