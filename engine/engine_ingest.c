@@ -5,8 +5,9 @@
  *
  * Operators write the store themselves (x.emit); what the API must hear of
  * (stored batches, state changes, removals) goes into the change feed,
- * which rings the API loop. Nothing here waits for the API side, and the
- * API side never calls in: it posts to the ingest mailbox.
+ * flushed, and the API loop rung, once per loop iteration. Nothing here
+ * waits for the API side, and the API side never calls in: it posts to the
+ * ingest mailbox.
  */
 #include "engine_int.h"
 
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "config/config.h"
 #include "core/log.h"
@@ -58,6 +60,31 @@ static void on_markets(const char *exchange, const struct board_market *m, size_
 {
     struct engine *e = ctx;
     redis_writer_markets(e->redis, exchange, m, n);
+}
+
+/* What the iteration's callbacks put reaches the API loop; a doorbell the
+ * feed held back (rung too recently) rings from a timer if no iteration
+ * comes first. */
+static void flush_changes(struct engine *e)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t again = changes_flush(e->changes, (uint64_t)now.tv_sec * 1000000u +
+                                                  (uint64_t)now.tv_nsec / 1000u);
+    if (again > 0) {
+        loop_timer_start(e->ingest_flush_again, (uint64_t)(again + 999) / 1000, 0);
+    }
+}
+
+static void on_iteration(struct loop_check *check, void *arg)
+{
+    flush_changes(arg);
+}
+
+static void on_flush_again(struct loop_timer *timer, void *arg)
+{
+    flush_changes(arg);
 }
 
 /* The Redis writer's hooks. */
@@ -127,6 +154,8 @@ int engine_ingest_new(struct engine *e, char *err, size_t errlen)
         e->redis = redis_writer_new(e->ingest_loop, cfg, e->store, e->board, e->kv, &hooks);
     }
     e->ingest_probe = loop_probe_new(e->ingest_loop, &e->stats.ingest, NULL, NULL);
+    e->ingest_flush = loop_check_new(e->ingest_loop, on_iteration, e);
+    e->ingest_flush_again = loop_timer_new(e->ingest_loop, on_flush_again, e);
     return 0;
 }
 
@@ -179,8 +208,12 @@ void engine_ingest_stop(struct engine *e)
 
 void engine_ingest_free(struct engine *e)
 {
-    /* Unrun letters go first: ws_client_free runs the loop again, and a
-     * late reload must not find the operators gone. */
+    /* The feed's flush goes first: the teardowns below run the loop, and
+     * the API side's doorbell is gone by now. Unrun letters next:
+     * ws_client_free runs the loop again, and a late reload must not find
+     * the operators gone. */
+    loop_check_free(e->ingest_flush);
+    loop_timer_free(e->ingest_flush_again);
     mailbox_free(e->ingest_mail);
     loop_probe_free(e->ingest_probe);
     redis_writer_free(e->redis);

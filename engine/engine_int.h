@@ -57,6 +57,8 @@ struct engine {
     bool ingest_running;
     struct mailbox *ingest_mail; /* calls for the ingest loop */
     struct loop_probe *ingest_probe;
+    struct loop_check *ingest_flush;       /* the change feed, once per iteration */
+    struct loop_timer *ingest_flush_again; /* ... and once more after a held ring */
     struct kv *kv;
     struct http_client *http;
     struct ws_client *ws; /* operators' outbound streams */

@@ -611,9 +611,10 @@ int config_check_host(struct config_ctx *ctx, char **item)
     const char *end = *item + strlen(*item);
 
     lowercase(*item);
-    if (split_host_port(*item, end, &host, &port) < 0 || port >= 0 || strlen(*item) > 253) {
+    if (split_host_port(*item, end, &host, &port) < 0 || port == 0 || strlen(*item) > 253) {
         free(host);
-        return config_fail(ctx, "'%.100s' is not a host name (no scheme, port or path)", *item);
+        return config_fail(ctx, "'%.100s' is not \"host\" or \"host:port\" (no scheme or path)",
+                           *item);
     }
     free(host);
     return 0;

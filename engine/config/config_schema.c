@@ -201,7 +201,8 @@ const struct config_key config_operator_keys[] = {
      .offset = OP(allow_hosts),
      .aux = OP(n_allow_hosts),
      .item = config_check_host,
-     .help = "Hosts the operator may reach besides those of its rest and ws URLs."},
+     .help = "Hosts the operator may reach besides those of its rest and ws URLs: \"host\" "
+             "(on the ports of those URLs) or \"host:port\"."},
     INT_KEY(struct config_operator, max_frame_bytes, NULL, 1024, 1073741824,
             "Largest WebSocket frame accepted from the exchange (unset: engine default)."),
     {.name = "options",

@@ -487,33 +487,22 @@ static int mantissa_value(const char *ip, size_t ni, const char *fp, size_t nf, 
 
 /*
  * The common price, without an exponent and with at most 19 digits in all
- * ("0.35210000"), in one pass: the digits as an integer (below 10^19, so
- * it fits), trailing zeros dropped, then Clinger's fast path as above when
- * it applies (an integer below 2^53, a power of ten up to 22). Returns 0
- * when it does not, for mantissa_value to take over.
+ * ("0.35210000"): m is those digits as an integer (below 10^19, so it fits;
+ * decimal_parse gathers it while it scans), nf of them after the point.
+ * Trailing zeros dropped, Clinger's fast path as above applies when m is
+ * below 2^53 and the power of ten at most 22. Returns 0 when it does not,
+ * for mantissa_value to take over.
  */
-static int short_value(const char *ip, size_t ni, const char *fp, size_t nf, double *out)
+static int short_value(uint64_t m, size_t nf, double *out)
 {
-    uint64_t m = 0;
-    size_t scale = nf;
-
-    if (ni + nf > 19) {
-        return 0;
-    }
-    for (size_t i = 0; i < ni; i++) {
-        m = m * 10 + (uint64_t)(ip[i] - '0');
-    }
-    for (size_t i = 0; i < nf; i++) {
-        m = m * 10 + (uint64_t)(fp[i] - '0');
-    }
-    while (scale > 0 && m % 10 == 0) {
+    while (nf > 0 && m % 10 == 0) {
         m /= 10;
-        scale--;
+        nf--;
     }
-    if (m >= (UINT64_C(1) << 53) || scale > EXACT_POW10_MAX) {
+    if (m >= (UINT64_C(1) << 53) || nf > EXACT_POW10_MAX) {
         return 0;
     }
-    *out = (double)m / pow10_exact[scale];
+    *out = (double)m / pow10_exact[nf];
     return 1;
 }
 
@@ -526,8 +515,10 @@ int decimal_parse(const char *text, size_t len, char *out, size_t cap, double *v
     const char *ip;
     const char *fp = "";
     int has_exp = 0;
+    int point = 0;
     long exp = 0;
-    double d;
+    uint64_t m = 0; /* the digits as an integer, while they fit (short_value) */
+    double d = 0;
     int rc;
 
     if (!text || !out) {
@@ -539,13 +530,16 @@ int decimal_parse(const char *text, size_t len, char *out, size_t cap, double *v
     }
     ip = text + i;
     while (i < len && is_digit(text[i])) {
+        m = m * 10 + (uint64_t)(text[i] - '0'); /* wraps past 19 digits: unused then */
         i++;
     }
     ni = (size_t)(text + i - ip);
     if (i < len && text[i] == '.') {
+        point = 1;
         i++;
         fp = text + i;
         while (i < len && is_digit(text[i])) {
+            m = m * 10 + (uint64_t)(text[i] - '0');
             i++;
         }
         nf = (size_t)(text + i - fp);
@@ -585,9 +579,16 @@ int decimal_parse(const char *text, size_t len, char *out, size_t cap, double *v
             return -ENOSPC;
         }
     }
-    rc = mantissa_value(ip, ni, fp, nf, exp, &d);
-    if (rc < 0) {
-        return rc;
+    /* Without an exponent, up to PARSE_DIGITS_MAX digits lie between
+     * 10^-PARSE_DIGITS_MAX and 10^PARSE_DIGITS_MAX: no error is possible,
+     * so a caller that does not want the value does not pay for it. */
+    if (has_exp || value || ni + nf > PARSE_DIGITS_MAX) {
+        if (has_exp || ni + nf > 19 || !short_value(m, nf, &d)) {
+            rc = mantissa_value(ip, ni, fp, nf, exp, &d);
+            if (rc < 0) {
+                return rc;
+            }
+        }
     }
     d = neg ? -d : d;
     if (has_exp) {
@@ -595,6 +596,11 @@ int decimal_parse(const char *text, size_t len, char *out, size_t cap, double *v
         if (rc < 0) {
             return rc;
         }
+    } else if (ni && (!point || nf)) {
+        /* Already in the form it is kept in: as written. */
+        memcpy(out, text, len);
+        out[len] = '\0';
+        rc = (int)len;
     } else {
         char *p = out;
         if (neg) {

@@ -39,6 +39,12 @@ struct loop_async {
     void *data;
 };
 
+struct loop_check {
+    uv_check_t uv;
+    loop_check_fn fn;
+    void *data;
+};
+
 struct loop_signal {
     uv_signal_t uv;
     loop_signal_fn fn;
@@ -252,6 +258,32 @@ void loop_async_free(struct loop_async *async)
 {
     if (async) {
         handle_release((uv_handle_t *)&async->uv);
+    }
+}
+
+static void check_cb(uv_check_t *c)
+{
+    struct loop_check *check = container_of(c, struct loop_check, uv);
+    check->fn(check, check->data);
+}
+
+struct loop_check *loop_check_new(struct loop *loop, loop_check_fn fn, void *data)
+{
+    struct loop_check *check = xcalloc(1, sizeof *check);
+    uv_check_init(&loop->uv, &check->uv);
+    check->uv.data = check;
+    check->fn = fn;
+    check->data = data;
+    uv_check_start(&check->uv, check_cb);
+    uv_unref((uv_handle_t *)&check->uv);
+    return check;
+}
+
+void loop_check_free(struct loop_check *check)
+{
+    if (check) {
+        uv_check_stop(&check->uv);
+        handle_release((uv_handle_t *)&check->uv);
     }
 }
 

@@ -24,6 +24,7 @@ struct loop;
 struct loop_timer;
 struct loop_io;
 struct loop_async;
+struct loop_check;
 struct loop_signal;
 struct loop_watch;
 struct loop_dns;
@@ -68,6 +69,14 @@ struct loop_async *loop_async_new(struct loop *loop, loop_async_fn fn, void *dat
  * one call: the callback must drain its queue. */
 void loop_async_send(struct loop_async *async);
 void loop_async_free(struct loop_async *async);
+
+/* Calls fn once per loop iteration, after that iteration's I/O callbacks:
+ * where work those callbacks queued is handed on in one piece (the change
+ * feed's doorbell rings once per iteration, not once per message). It does
+ * not keep the loop alive on its own. */
+typedef void (*loop_check_fn)(struct loop_check *check, void *data);
+struct loop_check *loop_check_new(struct loop *loop, loop_check_fn fn, void *data);
+void loop_check_free(struct loop_check *check);
 
 typedef void (*loop_signal_fn)(struct loop_signal *sig, int signum, void *data);
 struct loop_signal *loop_signal_new(struct loop *loop, int signum, loop_signal_fn fn, void *data);

@@ -6,7 +6,12 @@
  * slip in. The global table the operator sees is an empty proxy whose
  * metatable (protected by __metatable) reads through to the real globals
  * and refuses every assignment, so an operator can neither create a global
- * nor replace a library; rawset refuses the proxy too. The real globals:
+ * nor replace a library; rawset refuses the proxy too. The library tables
+ * (string, table, math, utf8, os, coroutine) are such proxies as well, so
+ * `string.rep = nil` fails instead of changing the library under the
+ * operator's own lib/ modules; the string metatable's __index is the real
+ * string table, out of reach, so methods on strings cost no extra step.
+ * The real globals:
  *
  * - base without dofile, loadfile and warn; load forces text chunks and the
  *   sandbox globals; print goes to the engine's callback; collectgarbage
@@ -308,7 +313,18 @@ static int sandbox_global_error(lua_State *L, int globals, int key)
     return luaL_error(L, "attempt to create global '%s' (operators use locals)", name);
 }
 
-/* rawset, refusing the global proxy. Upvalue 1: the proxy; 2: the globals. */
+/* Raises the error for an assignment to field `key` (at idx) of the
+ * library whose name is at idx `name`. */
+static int sandbox_library_error(lua_State *L, int name, int key)
+{
+    const char *field = lua_type(L, key) == LUA_TSTRING ? lua_tostring(L, key) : "?";
+
+    return luaL_error(L, "attempt to modify library '%s' (field '%s'; libraries are read-only)",
+                      lua_tostring(L, name), field);
+}
+
+/* rawset, refusing the global proxy and the library proxies. Upvalue 1:
+ * the proxy; 2: the globals; 3: the library proxies (proxy -> name). */
 static int sandbox_base_rawset(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -316,6 +332,11 @@ static int sandbox_base_rawset(lua_State *L)
     luaL_checkany(L, 3);
     if (lua_rawequal(L, 1, lua_upvalueindex(1))) {
         return sandbox_global_error(L, lua_upvalueindex(2), 2);
+    }
+    lua_settop(L, 3);
+    lua_pushvalue(L, 1);
+    if (lua_rawget(L, lua_upvalueindex(3)) == LUA_TSTRING) {
+        return sandbox_library_error(L, 4, 2);
     }
     lua_settop(L, 3);
     lua_rawset(L, 1);
@@ -645,7 +666,7 @@ static void sandbox_set_closure(lua_State *L, int t, const char *name, lua_CFunc
     lua_setfield(L, t, name);
 }
 
-static void sandbox_open_base(lua_State *L, int g, int proxy)
+static void sandbox_open_base(lua_State *L, int g, int proxy, int locked)
 {
     int base;
 
@@ -661,7 +682,8 @@ static void sandbox_open_base(lua_State *L, int g, int proxy)
     sandbox_set_closure(L, g, "require", sandbox_require, 0);
     lua_pushvalue(L, proxy);
     lua_pushvalue(L, g);
-    sandbox_set_closure(L, g, "rawset", sandbox_base_rawset, 2);
+    lua_pushvalue(L, locked);
+    sandbox_set_closure(L, g, "rawset", sandbox_base_rawset, 3);
     sandbox_open_coroutine(L, base);
     lua_setfield(L, g, LUA_COLIBNAME);
     lua_pop(L, 1);
@@ -729,6 +751,47 @@ static void sandbox_open_rest(lua_State *L, int g)
     lua_pop(L, 1);
 }
 
+/* __newindex of a library proxy. Upvalue 1: the library's name. */
+static int sandbox_library_newindex(lua_State *L)
+{
+    return sandbox_library_error(L, lua_upvalueindex(1), 2);
+}
+
+/*
+ * Replaces each library in g with an empty proxy that reads through to it
+ * and refuses assignments (its metatable protected like the globals'),
+ * recorded in `locked` (proxy -> name) for rawset to refuse as well.
+ * pairs() walks the library; next() and rawget() see the empty proxy.
+ */
+static void sandbox_lock_libraries(lua_State *L, int g, int locked)
+{
+    static const char *const libs[] = {LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME,
+                                       LUA_UTF8LIBNAME, LUA_OSLIBNAME,  LUA_COLIBNAME,
+                                       NULL};
+
+    for (int i = 0; libs[i]; i++) {
+        lua_getfield(L, g, libs[i]);
+        int real = lua_gettop(L);
+        lua_newtable(L); /* the proxy */
+        lua_createtable(L, 0, 4);
+        lua_pushvalue(L, real);
+        lua_setfield(L, -2, "__index");
+        lua_pushstring(L, libs[i]);
+        sandbox_set_closure(L, lua_gettop(L) - 1, "__newindex", sandbox_library_newindex, 1);
+        lua_pushvalue(L, real);
+        lua_pushcclosure(L, sandbox_globals_next, 1);
+        sandbox_set_closure(L, lua_gettop(L) - 1, "__pairs", sandbox_globals_pairs, 1);
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "__metatable");
+        lua_setmetatable(L, -2);
+        lua_pushvalue(L, -1);
+        lua_pushstring(L, libs[i]);
+        lua_rawset(L, locked);
+        lua_setfield(L, g, libs[i]);
+        lua_settop(L, real - 1);
+    }
+}
+
 /* Makes `proxy` the only global table operators see. */
 static void sandbox_lock_globals(lua_State *L, int g, int proxy)
 {
@@ -759,7 +822,7 @@ static void sandbox_lock_globals(lua_State *L, int g, int proxy)
 
 int sandbox_open_libs(lua_State *L)
 {
-    int g, proxy;
+    int g, proxy, locked;
 
     lua_settop(L, 0);
     lua_newtable(L);
@@ -767,12 +830,15 @@ int sandbox_open_libs(lua_State *L)
     lua_newtable(L);
     proxy = lua_gettop(L);
     lua_newtable(L);
+    locked = lua_gettop(L);
+    lua_newtable(L);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &sandbox_key_loaded);
 
-    sandbox_open_base(L, g, proxy);
+    sandbox_open_base(L, g, proxy, locked);
     sandbox_open_string(L, g);
     sandbox_open_table(L, g);
     sandbox_open_rest(L, g);
+    sandbox_lock_libraries(L, g, locked);
     sandbox_lock_globals(L, g, proxy);
     lua_settop(L, 0);
     return 0;

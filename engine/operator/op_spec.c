@@ -113,40 +113,101 @@ static char *string_field(lua_State *L, int idx, const char *name)
     return v;
 }
 
-static void add_host(struct op_spec *spec, const char *host)
+/* A host x.http may reach on `port` (0: the operator's own ports). */
+static void add_host(struct op_spec *spec, const char *host, int port)
 {
     for (size_t i = 0; i < spec->n_hosts; i++) {
-        if (strcasecmp(spec->hosts[i], host) == 0) {
+        if (strcasecmp(spec->hosts[i].name, host) == 0 && spec->hosts[i].port == port) {
             return;
         }
     }
     spec->hosts = xrealloc(spec->hosts, (spec->n_hosts + 1) * sizeof *spec->hosts);
-    spec->hosts[spec->n_hosts++] = xstrdup(host);
+    spec->hosts[spec->n_hosts++] = (struct op_host){xstrdup(host), port};
 }
 
-/* The host of an http(s)/ws(s) URL; -1 if it is not one. */
-static int add_url_host(struct op_spec *spec, const char *url, const char *field_name,
-                        char *err, size_t errlen)
+/* The default port of the schemes an operator's URLs may have; 0 else. */
+static int scheme_port(const char *scheme)
+{
+    if (strcmp(scheme, "http") == 0 || strcmp(scheme, "ws") == 0) {
+        return 80;
+    }
+    if (strcmp(scheme, "https") == 0 || strcmp(scheme, "wss") == 0) {
+        return 443;
+    }
+    return 0;
+}
+
+int op_url_host_port(const char *url, char **host, int *port)
 {
     CURLU *u = curl_url();
-    char *host = NULL;
-    char *scheme = NULL;
+    char *scheme = NULL, *name = NULL, *digits = NULL;
     int rc = -1;
 
+    *host = NULL;
+    *port = 0;
     if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
         curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK &&
-        (strcmp(scheme, "http") == 0 || strcmp(scheme, "https") == 0 ||
-         strcmp(scheme, "ws") == 0 || strcmp(scheme, "wss") == 0)) {
-        add_host(spec, host);
-        rc = 0;
-    } else {
-        fail(err, errlen, "%s: not an http(s) or ws(s) URL: %s", field_name, url);
+        curl_url_get(u, CURLUPART_HOST, &name, 0) == CURLUE_OK && scheme_port(scheme)) {
+        CURLUcode pc = curl_url_get(u, CURLUPART_PORT, &digits, 0);
+        *port = pc == CURLUE_NO_PORT ? scheme_port(scheme) : pc == CURLUE_OK ? atoi(digits) : 0;
+        if (*port > 0 && *port <= 65535) {
+            *host = xstrdup(name);
+            rc = 0;
+        }
     }
-    curl_free(host);
+    curl_free(digits);
+    curl_free(name);
     curl_free(scheme);
     curl_url_cleanup(u);
     return rc;
+}
+
+/* The host of the operator's own rest or ws URL, reachable on the own
+ * ports, and its port one of them; -1 if it is not such a URL. */
+static int add_url_host(struct op_spec *spec, const char *url, const char *field_name,
+                        char *err, size_t errlen)
+{
+    char *host;
+    int port;
+
+    if (op_url_host_port(url, &host, &port) < 0) {
+        return fail(err, errlen, "%s: not an http(s) or ws(s) URL: %s", field_name, url);
+    }
+    add_host(spec, host, 0);
+    free(host);
+    for (size_t i = 0; i < spec->n_own_ports; i++) {
+        if (spec->own_ports[i] == port) {
+            return 0;
+        }
+    }
+    spec->own_ports[spec->n_own_ports++] = port;
+    return 0;
+}
+
+/*
+ * An allow_hosts entry: "host" (reachable on the operator's own ports) or
+ * "host:port" ("[v6]:port"), nothing else: no scheme, user, path or query.
+ * Parsed as the authority of a URL, so it means what x.http's URLs mean.
+ */
+static int add_host_entry(struct op_spec *spec, const char *entry)
+{
+    char url[300];
+    char *host;
+    int port;
+
+    size_t len = strlen(entry);
+
+    if (!len || entry[len - 1] == ':' || strpbrk(entry, "/\\@?#% \t\r\n") ||
+        (size_t)snprintf(url, sizeof url, "http://%s/", entry) >= sizeof url ||
+        op_url_host_port(url, &host, &port) < 0) {
+        return -1;
+    }
+    /* A port written out, even ":80", is that port alone. */
+    const char *close = strrchr(entry, ']');
+    bool explicit_port = strchr(close ? close : entry, ':') != NULL;
+    add_host(spec, host, explicit_port ? port : 0);
+    free(host);
+    return 0;
 }
 
 static int read_stream(lua_State *L, int idx, struct op_spec *spec, char *err, size_t errlen)
@@ -304,8 +365,10 @@ static void apply_overrides(struct op_spec *spec, const struct config_operator *
         spec->task_ms = co->deadlines.task_ms;
     }
     spec->enabled = co->enabled;
+    /* The config checked these entries (config_check_host) as the
+     * operator's own are checked below: none fails here. */
     for (size_t i = 0; i < co->n_allow_hosts; i++) {
-        add_host(spec, co->allow_hosts[i]);
+        add_host_entry(spec, co->allow_hosts[i]);
     }
     spec->pairs = xcalloc(co->n_pairs + 1, sizeof *spec->pairs);
     for (size_t i = 0; i < co->n_pairs; i++) {
@@ -319,11 +382,19 @@ static int read_allow_hosts(lua_State *L, int idx, struct op_spec *spec, char *e
     if (lua_getfield(L, idx, "allow_hosts") == LUA_TTABLE) {
         lua_Integer n = luaL_len(L, -1);
         for (lua_Integer i = 1; i <= n; i++) {
-            if (lua_geti(L, -1, i) != LUA_TSTRING) {
+            int type = lua_geti(L, -1, i);
+            if (type != LUA_TSTRING) {
+                fail(err, errlen, "allow_hosts[%lld]: a %s, not \"host\" or \"host:port\"",
+                     (long long)i, lua_typename(L, type));
                 lua_pop(L, 2);
-                return fail(err, errlen, "allow_hosts: entries must be host names");
+                return -1;
             }
-            add_host(spec, lua_tostring(L, -1));
+            if (add_host_entry(spec, lua_tostring(L, -1)) < 0) {
+                fail(err, errlen, "allow_hosts[%lld]: '%.100s' is not \"host\" or \"host:port\"",
+                     (long long)i, lua_tostring(L, -1));
+                lua_pop(L, 2);
+                return -1;
+            }
             lua_pop(L, 1);
         }
     }
@@ -389,7 +460,7 @@ void op_spec_free(struct op_spec *spec)
     free(spec->rest);
     free(spec->ws);
     for (size_t i = 0; i < spec->n_hosts; i++) {
-        free(spec->hosts[i]);
+        free(spec->hosts[i].name);
     }
     free(spec->hosts);
     for (size_t i = 0; i < spec->n_pairs; i++) {

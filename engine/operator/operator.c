@@ -671,6 +671,9 @@ void op_status(const struct operator *op, int64_t now_ms, struct board_status *o
         snprintf(out->reason, sizeof out->reason, "disabled in the config");
     } else if (!f->last_data) {
         out->state = f->errors ? BOARD_ERROR : BOARD_STARTING;
+        if (f->refusing[0]) {
+            snprintf(out->reason, sizeof out->reason, "%s", f->refusing);
+        }
     } else if (now_ms - f->last_data > op->spec.stale_after_ms) {
         out->state = BOARD_ERROR;
         snprintf(out->reason, sizeof out->reason, "no data for %lld ms%s%.200s",
@@ -687,6 +690,10 @@ void op_status(const struct operator *op, int64_t now_ms, struct board_status *o
         out->state = BOARD_DEGRADED;
         snprintf(out->reason, sizeof out->reason, "stream down%s%.200s",
                  f->reason[0] ? ": " : "", f->reason);
+    } else if (f->refusing[0]) {
+        /* Data flows, but most of what the operator emits is refused. */
+        out->state = BOARD_DEGRADED;
+        snprintf(out->reason, sizeof out->reason, "%s", f->refusing);
     } else if (f->last_error_at && now_ms - f->last_error_at < window &&
                f->last_error_at > f->last_data - window) {
         out->state = BOARD_DEGRADED;

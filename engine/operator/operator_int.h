@@ -29,6 +29,13 @@ struct ws_conn;
 
 #define OP_MAX_STREAMS 64
 
+/* A host x.http may reach, and on which port: 0 for the ports of the
+ * operator's own rest and ws URLs (op_spec.own_ports). */
+struct op_host {
+    char *name;
+    int port;
+};
+
 /* The validated operator table, with config overrides applied. */
 struct op_spec {
     char name[TICKER_EXCHANGE_MAX];
@@ -46,8 +53,10 @@ struct op_spec {
     int64_t message_ms; /* time limit of on_message, on_ping, on_close */
     int64_t task_ms;    /* of markets, poll, connections, on_open between waits */
     bool enabled;
-    char **hosts; /* hosts x.http may reach: rest, ws, allow_hosts */
+    struct op_host *hosts; /* hosts x.http may reach: rest, ws, allow_hosts */
     size_t n_hosts;
+    int own_ports[2]; /* the ports of rest and ws (scheme default if unwritten) */
+    size_t n_own_ports;
     char **pairs; /* config allow-list; empty = all */
     size_t n_pairs;
 };
@@ -172,6 +181,9 @@ static inline struct operator *op_self(lua_State *L)
 int op_spec_read(lua_State *L, int idx, const struct config *cfg, struct op_spec *spec, char *err,
                  size_t errlen);
 void op_spec_free(struct op_spec *spec);
+/* The host (malloc'd) and port of an http(s) or ws(s) URL, the port the
+ * scheme's default when the URL names none; 0, or -1 for anything else. */
+int op_url_host_port(const char *url, char **host, int *port);
 
 /* op_facts.c */
 void op_record_error(struct operator *op, const char *what, const char *msg);

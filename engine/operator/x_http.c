@@ -7,8 +7,10 @@
  * from on_message they raise a clear error instead of blocking a stream.
  *
  * x.http only reaches the operator's own hosts (from rest, ws and
- * allow_hosts), checked on the first URL and on every redirect, so an
- * operator cannot reach Redis, the admin API or a metadata service. Calls
+ * allow_hosts), and on them only the ports of its own rest and ws URLs
+ * unless an allow_hosts entry names another ("host:port"), checked on the
+ * first URL and on every redirect, so an operator cannot reach Redis, the
+ * admin API, the service's own port or a metadata service. Calls
  * are counted against the operator's budget (a token bucket of
  * budget.requests per budget.per seconds); a call beyond it waits for a
  * token rather than failing.
@@ -47,20 +49,36 @@ static int url_allowed(const char *url, void *ctx)
     return op_url_allowed(ctx, url);
 }
 
-bool op_url_allowed(const struct operator *op, const char *url)
+/* Whether a host entry without a port reaches `port`: the ports of the
+ * operator's own rest and ws URLs, or with neither, the standard ones. */
+static bool own_port(const struct op_spec *spec, int port)
 {
-    CURLU *u = curl_url();
-    char *host = NULL;
-    int ok = 0;
-
-    if (curl_url_set(u, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME) == CURLUE_OK &&
-        curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK) {
-        for (size_t i = 0; i < op->spec.n_hosts && !ok; i++) {
-            ok = strcasecmp(op->spec.hosts[i], host) == 0;
+    if (spec->n_own_ports == 0) {
+        return port == 80 || port == 443;
+    }
+    for (size_t i = 0; i < spec->n_own_ports; i++) {
+        if (spec->own_ports[i] == port) {
+            return true;
         }
     }
-    curl_free(host);
-    curl_url_cleanup(u);
+    return false;
+}
+
+bool op_url_allowed(const struct operator *op, const char *url)
+{
+    const struct op_spec *spec = &op->spec;
+    char *host;
+    int port;
+    bool ok = false;
+
+    if (op_url_host_port(url, &host, &port) < 0) {
+        return false;
+    }
+    for (size_t i = 0; i < spec->n_hosts && !ok; i++) {
+        const struct op_host *h = &spec->hosts[i];
+        ok = strcasecmp(h->name, host) == 0 && (h->port ? h->port == port : own_port(spec, port));
+    }
+    free(host);
     return ok;
 }
 

@@ -11,10 +11,15 @@
  * the number of keys. The consumer reads each ticker from the store when it
  * takes the feed, so it always pushes the latest value.
  *
- * Threads: one producer thread calls changes_put_* (it also calls the wake
- * function, once each time the feed turns non-empty: the API loop's
- * doorbell); one consumer thread calls changes_take. Both hold the feed's
- * mutex only to append or to swap lists, never while working.
+ * Threads: one producer thread calls changes_put_* and changes_flush; one
+ * consumer thread calls changes_take. Tickers put are staged on the
+ * producer's side without a lock; changes_flush hands them over and calls
+ * the wake function (the API loop's doorbell) when the consumer has not
+ * been rung since its last take, at most once per CHANGES_RING_GAP_US. The
+ * producer flushes once per loop iteration, so a burst of emits costs one
+ * doorbell, not one each: a doorbell wakes the consumer's thread, which
+ * cost the producer more than the emit itself. Both hold the feed's mutex
+ * only to append or to swap lists, never while working.
  */
 #ifndef RX_CHANGES_H
 #define RX_CHANGES_H
@@ -52,16 +57,32 @@ struct changes_taken {
     size_t n_exchanges, cap_exchanges;
 };
 
-/* wake(arg) is called on the producer's thread when the feed turns
- * non-empty. */
+/* The shortest time between two doorbells: what a change may wait, at
+ * most, while the producer is busy (about 40 stream messages here). */
+#define CHANGES_RING_GAP_US 200
+
+/* wake(arg) is called on the producer's thread, from changes_flush. */
 struct changes *changes_new(void (*wake)(void *arg), void *arg);
 void changes_free(struct changes *c);
 
-/* Producer. The changed ones of n stored tickers (changed[i] set). */
+/* Producer. The changed ones of n stored tickers (changed[i] set), staged
+ * until the next changes_flush. */
 void changes_put_tickers(struct changes *c, const struct ticker *t, const bool *changed, size_t n);
+/* Producer. An exchange's state, or its removal: after the tickers staged
+ * before it, and like them handed over (rung) by the next changes_flush. */
 void changes_put_status(struct changes *c, const char *exchange, const char *state,
                         const char *reason);
 void changes_put_removed(struct changes *c, const char *exchange);
+/*
+ * Producer. Hands the staged tickers to the consumer and rings it if
+ * anything is pending, it has not been rung since it last took, and the
+ * last ring is CHANGES_RING_GAP_US old at now_us (a monotonic clock). Call
+ * it after puts, before the producer's thread goes idle (the ingest loop:
+ * once per iteration); nothing put reaches the consumer before it. Returns
+ * 0, or the microseconds after which it must be called again because a
+ * ring was held back.
+ */
+int64_t changes_flush(struct changes *c, uint64_t now_us);
 
 /* Consumer: everything pending, moved into out (emptied first). Returns
  * the number of keys plus exchanges taken. */

@@ -52,13 +52,16 @@ int store_put(struct store *s, struct ticker *t);
 /*
  * Loop thread only: the emit path's one lookup. Finds the entry of
  * (exchange, pair) without creating it, copies its ticker into old (may be
- * NULL) when it is live, and keeps the entry in *ref so that
- * store_put_ref on the same key needs no second lookup. Returns 1 when the
- * key is live, 0 when it is not (or the names are invalid).
+ * NULL) when it is live, and keeps the entry and that copy in *ref so that
+ * store_put_ref on the same key needs no second lookup and no second copy:
+ * old must stay unchanged until then, and nothing may write the key in
+ * between. Returns 1 when the key is live, 0 when it is not (or the names
+ * are invalid).
  */
 struct store_entry;
 struct store_ref {
     struct store_entry *entry; /* NULL: not found; store_put_ref looks it up */
+    const struct ticker *old;  /* store_find's copy of the live ticker, or NULL */
 };
 int store_find(struct store *s, const char *exchange, const char *pair, struct ticker *old,
                struct store_ref *ref);

@@ -23,6 +23,11 @@ static const char *const reject_names[TICKER_REJECT_COUNT] = {
     [TICKER_REJECT_MISSING] = "missing_field",
     [TICKER_REJECT_TOO_LONG] = "too_long",
     [TICKER_REJECT_BAD_PAIR] = "bad_pair",
+    [TICKER_REJECT_BAD_TS] = "bad_ts",
+    [TICKER_REJECT_NOT_A_TABLE] = "not_a_table",
+    [TICKER_REJECT_UNMAPPED] = "unmapped",
+    [TICKER_REJECT_FILTERED] = "filtered",
+    [TICKER_REJECT_MAX_PAIRS] = "max_pairs",
 };
 
 const char *ticker_reject_name(enum ticker_reject why)
@@ -135,25 +140,93 @@ int ticker_pair_swap(const char *pair, char *out, size_t cap)
     return (int)len;
 }
 
-/*
- * Parse an optional decimal field. Returns TICKER_OK and sets *present, or
- * bad_number for text that is not a number or not in the form it is served
- * in: decimal_parse must give it back unchanged, so "1e5" or ".5" that
- * skipped decimal_parse on the way in never reach a client.
- */
-static enum ticker_reject field_value(const char *text, double *value, int *present)
-{
-    char scratch[TICKER_DEC_MAX];
-    size_t len = strlen(text);
-    int n;
+/* The sign of a decimal field, as its text says. */
+enum dec_sign {
+    DEC_ABSENT,
+    DEC_NEGATIVE,
+    DEC_ZERO, /* "0", "0.000", "-0.0" */
+    DEC_POSITIVE,
+};
 
-    *present = len > 0;
-    if (!*present) {
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* The digits at s and their length; *nonzero is set if any is not '0'. */
+static size_t digits(const char *s, int *nonzero)
+{
+    size_t n = 0;
+    while (is_digit(s[n])) {
+        *nonzero |= s[n] != '0';
+        n++;
+    }
+    return n;
+}
+
+/*
+ * Classify an optional decimal field, or refuse text that is not in the
+ * form it is served in: exactly what decimal_parse gives back unchanged,
+ * ['-'] digits ['.' digits], so "1e5" or ".5" that skipped decimal_parse on
+ * the way in never reach a client. Text of at most TICKER_DEC_MAX - 1 bytes
+ * in that form is always a finite double (no overflow, no underflow to
+ * zero), which is why the sign can be read off the text: the prices whose
+ * value matters, bid and ask, are parsed by the caller.
+ */
+static enum ticker_reject field_sign(const char *text, enum dec_sign *sign)
+{
+    const char *p = text;
+    int neg = *p == '-';
+    int nonzero = 0;
+    size_t n;
+
+    if (!*p) {
+        *sign = DEC_ABSENT;
         return TICKER_OK;
     }
-    n = decimal_parse(text, len, scratch, sizeof(scratch), value);
-    if (n < 0 || (size_t)n != len || memcmp(scratch, text, len) != 0) {
+    p += neg;
+    n = digits(p, &nonzero);
+    if (n == 0) {
         return TICKER_REJECT_BAD_NUMBER;
+    }
+    p += n;
+    if (*p == '.') {
+        p++;
+        n = digits(p, &nonzero);
+        if (n == 0) {
+            return TICKER_REJECT_BAD_NUMBER;
+        }
+        p += n;
+    }
+    if (*p) {
+        return TICKER_REJECT_BAD_NUMBER;
+    }
+    *sign = !nonzero ? DEC_ZERO : neg ? DEC_NEGATIVE : DEC_POSITIVE;
+    return TICKER_OK;
+}
+
+/* The value of a side already in served form; bad_number if it disagrees
+ * with the double the ticker carries. */
+static enum ticker_reject side_value(const char *text, double value)
+{
+    char scratch[TICKER_DEC_MAX];
+    double parsed;
+
+    if (decimal_parse(text, strlen(text), scratch, sizeof scratch, &parsed) < 0 ||
+        parsed != value) {
+        /* NAN in value never compares equal, so it lands here too. */
+        return TICKER_REJECT_BAD_NUMBER;
+    }
+    return TICKER_OK;
+}
+
+static enum ticker_reject ts_check(const struct ticker *t)
+{
+    if (t->ts == TICKER_TS_NONE) {
+        return TICKER_OK;
+    }
+    if (t->ts < TICKER_TS_MIN || t->ts - TICKER_TS_AHEAD_MAX_MS > t->received) {
+        return TICKER_REJECT_BAD_TS;
     }
     return TICKER_OK;
 }
@@ -161,8 +234,7 @@ static enum ticker_reject field_value(const char *text, double *value, int *pres
 enum ticker_reject ticker_validate(const struct ticker *t)
 {
     const char *const decs[] = {t->bid, t->ask, t->bid_size, t->ask_size, t->last, t->volume};
-    double val[6] = {0};
-    int present[6] = {0};
+    enum dec_sign sign[6];
     enum ticker_reject why;
 
     if (!terminated(t->exchange, sizeof(t->exchange)) || !terminated(t->pair, sizeof(t->pair)) ||
@@ -181,24 +253,31 @@ enum ticker_reject ticker_validate(const struct ticker *t)
         return TICKER_REJECT_BAD_PAIR;
     }
     for (size_t i = 0; i < 6; i++) {
-        why = field_value(decs[i], &val[i], &present[i]);
+        why = field_sign(decs[i], &sign[i]);
         if (why != TICKER_OK) {
             return why;
         }
     }
-    /* NAN in bid_value never compares equal, so it lands here too. */
-    if (val[0] != t->bid_value || val[1] != t->ask_value) {
-        return TICKER_REJECT_BAD_NUMBER;
+    why = side_value(t->bid, t->bid_value);
+    if (why == TICKER_OK) {
+        why = side_value(t->ask, t->ask_value);
     }
-    if (val[0] <= 0 || val[1] <= 0 || (present[4] && val[4] <= 0)) {
+    if (why == TICKER_OK) {
+        why = ts_check(t);
+    }
+    if (why != TICKER_OK) {
+        return why;
+    }
+    if (sign[0] != DEC_POSITIVE || sign[1] != DEC_POSITIVE ||
+        (sign[4] != DEC_ABSENT && sign[4] != DEC_POSITIVE)) {
         return TICKER_REJECT_NONPOSITIVE;
     }
     for (size_t i = 2; i < 6; i++) {
-        if (i != 4 && present[i] && val[i] < 0) {
+        if (i != 4 && sign[i] == DEC_NEGATIVE) {
             return TICKER_REJECT_NONPOSITIVE;
         }
     }
-    if (val[0] > val[1]) {
+    if (t->bid_value > t->ask_value) {
         return TICKER_REJECT_CROSSED;
     }
     return TICKER_OK;

@@ -26,6 +26,11 @@
 #define TICKER_ASSET_MAX 15
 /* ts when the exchange gives no timestamp. */
 #define TICKER_TS_NONE INT64_MIN
+/* The earliest ts served: 2009-01-01T00:00:00Z, before any crypto market.
+ * A ts in seconds, or -1, lands before it. */
+#define TICKER_TS_MIN INT64_C(1230768000000)
+/* How far past `received` a ts may be: clocks drift, but not by a day. */
+#define TICKER_TS_AHEAD_MAX_MS INT64_C(86400000)
 
 enum ticker_source {
     TICKER_SOURCE_POLL,
@@ -50,6 +55,9 @@ struct ticker {
     enum ticker_source source;
 };
 
+/* Why a ticker was not stored. The first seven are ticker_validate's; the
+ * rest are refusals at emit that no field of the ticker explains. The order
+ * is the order of reject_reasons and of the /metrics labels. */
 enum ticker_reject {
     TICKER_OK = 0,
     TICKER_REJECT_CROSSED,     /* bid > ask */
@@ -58,6 +66,11 @@ enum ticker_reject {
     TICKER_REJECT_MISSING,     /* no exchange, pair, bid or ask */
     TICKER_REJECT_TOO_LONG,    /* a field does not fit its array */
     TICKER_REJECT_BAD_PAIR,    /* pair not BASE_QUOTE, or exchange not [a-z0-9_]+ */
+    TICKER_REJECT_BAD_TS,      /* ts not integer ms, before TICKER_TS_MIN or a day ahead */
+    TICKER_REJECT_NOT_A_TABLE, /* an emit that is not a table */
+    TICKER_REJECT_UNMAPPED,    /* a symbol markets() and the aliases do not map */
+    TICKER_REJECT_FILTERED,    /* a pair outside the config's pairs allow-list */
+    TICKER_REJECT_MAX_PAIRS,   /* a new pair beyond the operator's max_pairs */
     TICKER_REJECT_COUNT,
 };
 
@@ -67,13 +80,15 @@ const char *ticker_reject_name(enum ticker_reject why);
 
 /*
  * Whether the ticker may be served, and if not the first reason found, in
- * this order: too_long, missing, bad_pair, bad_number, non_positive, crossed.
- * bid and ask must be present and > 0 (equal is allowed, bid > ask is
- * crossed); bid_size, ask_size and volume, if present, >= 0; last, if
- * present, > 0. Decimal text must be exactly what decimal_parse writes
- * (no exponent, no bare point), and bid_value and ask_value must equal the
- * parsed bid and ask; bad_number otherwise (it catches an emitter that
- * skipped decimal_parse or forgot the values).
+ * this order: too_long, missing, bad_pair, bad_number, bad_ts,
+ * non_positive, crossed. bid and ask must be present and > 0 (equal is
+ * allowed, bid > ask is crossed); bid_size, ask_size and volume, if
+ * present, >= 0; last, if present, > 0. Decimal text must be exactly what
+ * decimal_parse writes (no exponent, no bare point), and bid_value and
+ * ask_value must equal the parsed bid and ask; bad_number otherwise (it
+ * catches an emitter that skipped decimal_parse or forgot the values). ts,
+ * unless TICKER_TS_NONE, must lie between TICKER_TS_MIN and `received` +
+ * TICKER_TS_AHEAD_MAX_MS.
  */
 enum ticker_reject ticker_validate(const struct ticker *t);
 

@@ -316,10 +316,11 @@ static void test_every_key_set(void)
         CHECK_INT_EQ(op->stale_after_ms, 5000);
         CHECK_INT_EQ(op->budget.requests, 20);
         CHECK_DBL_NEAR(op->budget.per, 60, 0);
-        CHECK_INT_EQ(op->n_allow_hosts, 2);
-        if (op->n_allow_hosts == 2) {
+        CHECK_INT_EQ(op->n_allow_hosts, 3);
+        if (op->n_allow_hosts == 3) {
             CHECK_STR_EQ(op->allow_hosts[0], "futures.example.com");
             CHECK_STR_EQ(op->allow_hosts[1], "[::1]");
+            CHECK_STR_EQ(op->allow_hosts[2], "feeds.example.com:8443");
         }
         CHECK_INT_EQ(op->max_frame_bytes, 262144);
         CHECK_STR_EQ(op->options_json,
@@ -486,7 +487,9 @@ static const struct bad_case bad_cases[] = {
     {"return { operators = { binance = { ws = 'wss://x y' } } }",
      "operators.binance.ws: a URL may not contain spaces"},
     {"return { operators = { binance = { allow_hosts = { 'https://x.com' } } } }",
-     "operators.binance.allow_hosts[1]: 'https://x.com' is not a host name"},
+     "operators.binance.allow_hosts[1]: 'https://x.com' is not \"host\" or \"host:port\""},
+    {"return { operators = { binance = { allow_hosts = { 'x.com:0' } } } }",
+     "operators.binance.allow_hosts[1]: 'x.com:0' is not \"host\" or \"host:port\""},
     {"return { operators = { binance = { budget = { requests = 5 } } } }",
      "operators.binance.budget: set both requests and per"},
     {"return { operators = { binance = { poll_every = 0.01 } } }",

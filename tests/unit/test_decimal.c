@@ -451,6 +451,43 @@ static void test_random_parse_value(int count)
     CHECK_INT_EQ(failures, 0);
 }
 
+/* Without a value wanted, decimal_parse skips the arithmetic where no
+ * error can come of it: the text, the length and every error are the same
+ * as with one. Around the one-pass path's edges (19 digits, 2^53, a power
+ * of ten past 22) the value is strtod's. */
+static void test_parse_without_value(void)
+{
+    static const char *const texts[] = {
+        "25.35190000", "0", "-0.0", ".5", "5.", "007.5", "1e2", "abc", "", "1.2.3",
+        "9007199254740993", "9007199254740992", "0.1234567890123456789",
+        "1234567890123456789", "12345678901234567890", "1.0000000000000000000",
+        "0.00000000000000000000001", "0.000000000000000000000001230",
+    };
+    char big[520];
+    char with[600], without[600];
+    double v;
+
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        size_t len = strlen(texts[i]);
+        int a = decimal_parse(texts[i], len, with, sizeof with, &v);
+        int b = decimal_parse(texts[i], len, without, sizeof without, NULL);
+        CHECK_INT_EQ(a, b);
+        if (a >= 0) {
+            CHECK_STR_EQ(with, without);
+            CHECK(v == c_strtod(texts[i]));
+        }
+    }
+    /* 1 and 400 zeros overflows a double (-ERANGE), wanted or not; 1 and
+     * 200 zeros does not. */
+    memset(big, '0', sizeof big);
+    big[0] = '1';
+    CHECK_INT_EQ(decimal_parse(big, 401, with, sizeof with, NULL), -ERANGE);
+    CHECK_INT_EQ(decimal_parse(big, 401, with, sizeof with, &v), -ERANGE);
+    CHECK_INT_EQ(decimal_parse(big, 201, with, sizeof with, NULL), 201);
+    CHECK_INT_EQ(decimal_parse(big, 201, with, sizeof with, &v), 201);
+    CHECK(v == 1e200);
+}
+
 static void run_all(void)
 {
     test_examples();
@@ -461,6 +498,7 @@ static void run_all(void)
     test_parse_exponent();
     test_parse_errors();
     test_parse_long();
+    test_parse_without_value();
     test_random_round_trip(100000);
     test_random_bits(20000);
     test_random_short(200000);

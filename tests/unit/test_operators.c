@@ -805,9 +805,127 @@ static void test_task_deadline(void)
     world_stop(&w);
 }
 
+static bool refusing(struct world *w, void *arg)
+{
+    struct board_status st;
+    return status_of(w, arg, &st) && st.state == BOARD_DEGRADED &&
+           strstr(st.reason, "most emits refused") != NULL;
+}
+
+static uint64_t rejects_of(struct world *w, const char *exchange, enum ticker_reject why)
+{
+    struct store_exchange_stats stats;
+    return store_exchange_stats(w->store, exchange, &stats) == 0 ? stats.rejects[why] : 0;
+}
+
+/* Every refusal is counted by its reason where the API shows them (the
+ * store's per-exchange counters): max_pairs, filtered and unmapped as well
+ * as bad numbers and impossible timestamps, which are refused; and an
+ * operator most of whose emits are refused says so in its state (it used
+ * to show polling with nothing counted while 15 of 20 emits were refused). */
+static void test_refusals_counted(void)
+{
+    struct world w;
+    char path[160];
+
+    world_start(&w, "picky = { pairs = { 'A1_USD' } },");
+    snprintf(path, sizeof path, "%s/capped.lua", w.ops);
+    write_file(path,
+               "return { name = 'capped', spec = 1, poll_every = 0.2, max_pairs = 5,\n"
+               "  poll = function(x)\n"
+               "    local list = {}\n"
+               "    for i = 1, 20 do\n"
+               "      list[i] = { base = 'A' .. i, quote = 'USD', bid = '1', ask = '2' }\n"
+               "    end\n"
+               "    local ok, bad = x.emit_many(list)\n"
+               "    assert(ok == 5 and bad == 15, ok .. ' ' .. bad)\n"
+               "    if x.state.done then return end\n"
+               "    x.state.done = true\n"
+               "    local function why(t)\n"
+               "      t.base, t.quote = t.base or 'A1', t.quote or 'USD'\n"
+               "      t.bid, t.ask = t.bid or '1', t.ask or '2'\n"
+               "      local ok, reason = x.emit(t)\n"
+               "      return ok and 'stored' or reason\n"
+               "    end\n"
+               "    local got = table.concat({ why{ bid = '1e2', ask = '200' },\n"
+               "      why{ ts = -1 }, why{ ts = 9e15 }, why{ ts = x.now() + 2 * 86400000 },\n"
+               "      why{ ts = 1230767999999 }, why{ ts = 1.5 }, why{ ts = x.now() },\n"
+               "      why{ base = 'A6' }, (select(2, x.emit_many{ 'nope' }) == 1 and 'one' or '?') }, ' ')\n"
+               "    assert(got == 'bad_number bad_ts bad_ts bad_ts bad_ts bad_ts stored max_pairs one', got)\n"
+               "    assert(select(2, x.emit{ symbol = 'NOPE', bid = '1', ask = '2' }) == 'unmapped')\n"
+               "  end }\n");
+    write_operator(&w, "picky",
+                   "    assert(select(2, x.emit{ base = 'B1', quote = 'USD', bid = 1, ask = 2 }) "
+                   "== 'filtered')\n"
+                   "    assert(x.emit{ base = 'A1', quote = 'USD', bid = 1, ask = 2 })");
+    world_run_registry(&w);
+    CHECK(wait_for(&w, refusing, "capped", 15));
+    struct board_status st;
+    CHECK(status_of(&w, "capped", &st));
+    if (!strstr(st.reason, "max_pairs")) {
+        CHECK_STR_EQ(st.reason, "most emits refused: ... (max_pairs ...)");
+    }
+    CHECK_INT_EQ(st.errors, 0);
+    CHECK(rejects_of(&w, "capped", TICKER_REJECT_MAX_PAIRS) >= 15);
+    CHECK_INT_EQ(rejects_of(&w, "capped", TICKER_REJECT_BAD_TS), 5);
+    CHECK_INT_EQ(rejects_of(&w, "capped", TICKER_REJECT_BAD_NUMBER), 1);
+    CHECK_INT_EQ(rejects_of(&w, "capped", TICKER_REJECT_NOT_A_TABLE), 1);
+    CHECK_INT_EQ(rejects_of(&w, "capped", TICKER_REJECT_UNMAPPED), 1);
+    CHECK(rejects_of(&w, "picky", TICKER_REJECT_FILTERED) >= 1);
+    /* Filtered emits are the config's choice: they never make a state. */
+    CHECK(status_of(&w, "picky", &st));
+    CHECK_INT_EQ(st.state, BOARD_POLLING);
+    struct ticker t;
+    CHECK_INT_EQ(store_get(w.store, "capped", "A1_USD", &t), 0);
+    CHECK_STR_EQ(t.ask, "2");
+    world_stop(&w);
+}
+
+static bool failed_with(struct world *w, void *arg)
+{
+    const char *const *want = arg;
+    struct board_status st;
+    return status_of(w, want[0], &st) && st.errors >= 1 && strstr(st.reason, want[1]) != NULL;
+}
+
+/* x.http reaches the operator's own hosts on the ports of its own URLs
+ * only (it used to reach any port of them, the service's own included);
+ * an allow_hosts entry may name another port, and one that is neither
+ * "host" nor "host:port" fails the load. */
+static void test_host_ports(void)
+{
+    struct world w;
+    char path[160];
+
+    world_start(&w, "walled = { rest = fx .. '/binance' },\n"
+                    "opened = { rest = fx .. '/binance', allow_hosts = { '127.0.0.1:1' } },");
+    const char *probe = "    local s, err = x.http.get(x.op.rest .. '/api/v3/ping')\n"
+                        "    assert(s, err)\n"
+                        "    s, err = x.http.get('http://127.0.0.1:1/x')\n"
+                        "    error('port 1: ' .. tostring(err), 0)";
+    write_operator(&w, "walled", probe);
+    write_operator(&w, "opened", probe);
+    snprintf(path, sizeof path, "%s/sloppy.lua", w.ops);
+    write_file(path, "return { name = 'sloppy', spec = 1, allow_hosts = { 'http://x.com' },\n"
+                     "  poll = function(x) end }\n");
+    world_run_registry(&w);
+    const char *walled[] = {"walled", "port 1: refused"};
+    const char *opened[] = {"opened", "port 1: network"};
+    CHECK(wait_for(&w, failed_with, walled, 10));
+    CHECK(wait_for(&w, failed_with, opened, 10));
+    struct board_status st;
+    CHECK(status_of(&w, "sloppy", &st));
+    if (!strstr(st.reason, "allow_hosts[1]: 'http://x.com' is not \"host\" or \"host:port\"")) {
+        CHECK_STR_EQ(st.reason, "allow_hosts[1]: 'http://x.com' is not ...");
+    }
+    world_stop(&w);
+}
+
 int main(void)
 {
     log_setup(LOG_ERROR, false);
+    test_refusals_counted();
+    test_host_ports();
     test_task_deadline();
     test_emit_batches();
     test_recorded_data();

@@ -408,6 +408,47 @@ static void test_globals_and_metatables(void)
     sandbox_free(L);
 }
 
+/* The library tables are read-only (string.rep = nil used to work and
+ * changed the library under the operator's own lib/ modules), in every way
+ * a table can be written, and still work in every way one is read. */
+static void test_read_only_libraries(void)
+{
+    lua_State *L = make(5000000, 0);
+
+    printf("-- read-only library tables\n");
+    expect_fail(L, "string.rep = nil", "string.rep = nil", SANDBOX_ERR_RUNTIME,
+                "test:1: attempt to modify library 'string' "
+                "(field 'rep'; libraries are read-only)");
+    expect_fail(L, "a new field", "table.shuffle = function() end", SANDBOX_ERR_RUNTIME,
+                "attempt to modify library 'table' (field 'shuffle'");
+    expect_fail(L, "math.pi = 3", "math.pi = 3", SANDBOX_ERR_RUNTIME,
+                "attempt to modify library 'math' (field 'pi'");
+    expect_fail(L, "os.time = nil", "os.time = nil", SANDBOX_ERR_RUNTIME,
+                "attempt to modify library 'os' (field 'time'");
+    expect_fail(L, "utf8.char = nil", "utf8.char = nil", SANDBOX_ERR_RUNTIME,
+                "attempt to modify library 'utf8' (field 'char'");
+    expect_fail(L, "coroutine.wrap = nil", "coroutine.wrap = nil", SANDBOX_ERR_RUNTIME,
+                "attempt to modify library 'coroutine' (field 'wrap'");
+    expect_fail(L, "rawset(string, ...)", "rawset(string, 'rep', nil)", SANDBOX_ERR_RUNTIME,
+                "attempt to modify library 'string' (field 'rep'");
+    expect_fail(L, "through a local alias", "local s = string; s.format = print",
+                SANDBOX_ERR_RUNTIME, "attempt to modify library 'string' (field 'format'");
+    expect_fail(L, "setmetatable(string, nil)", "setmetatable(string, nil)", SANDBOX_ERR_RUNTIME,
+                "cannot change a protected metatable");
+    expect_str(L, "getmetatable(math) is protected", "return tostring(getmetatable(math))",
+               "false");
+    expect_str(L, "nothing changed, and the libraries work",
+               "return string.format('%d', #string.rep('ab', 2)) .. ('x'):rep(2) .. "
+               "math.floor(math.pi) .. table.concat({'a', 'b'}) .. utf8.char(65) .. "
+               "type(os.time()) .. type(coroutine.wrap)",
+               "4xx3abAnumberfunction");
+    expect_str(L, "pairs walks a library",
+               "local n = 0 for k, v in pairs(math) do n = n + 1 end return tostring(n > 20)",
+               "true");
+    expect_usable(L);
+    sandbox_free(L);
+}
+
 static void test_budget(void)
 {
     lua_State *L = make(5000000, 0);
@@ -1085,6 +1126,7 @@ int main(void)
     test_require();
     test_load();
     test_globals_and_metatables();
+    test_read_only_libraries();
     test_budget();
     test_hooks_off();
     test_c_work();

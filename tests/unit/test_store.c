@@ -396,6 +396,84 @@ static void test_rejects(void)
     store_free(s);
 }
 
+/* The emit path's one lookup: store_find's copy serves store_put_ref's
+ * comparison, versions continue through a removal, and the counters the
+ * writer keeps with plain loads and stores add up. */
+static void test_find_then_put(void)
+{
+    struct store *s = store_new();
+    struct store_ref ref;
+    struct ticker t, old, out;
+    struct store_exchange_stats st;
+    uint64_t gen;
+
+    t = make("bybit", "BTC_USDT", "1", "2", 10);
+    CHECK_INT_EQ(store_find(s, "bybit", "BTC_USDT", &old, &ref), 0);
+    CHECK(ref.entry == NULL && ref.old == NULL);
+    CHECK_INT_EQ(store_put_ref(s, &ref, &t), 1);
+    CHECK_INT_EQ(t.v, 1);
+
+    CHECK_INT_EQ(store_find(s, "bybit", "BTC_USDT", &old, &ref), 1);
+    CHECK(ref.entry != NULL && ref.old == &old);
+    CHECK_STR_EQ(old.bid, "1");
+    CHECK_INT_EQ(old.v, 1);
+    /* The same quote later: only received moves, and readers see it. */
+    t = make("bybit", "BTC_USDT", "1", "2", 20);
+    gen = store_generation(s);
+    CHECK_INT_EQ(store_put_ref(s, &ref, &t), 0);
+    CHECK_INT_EQ(t.v, 1);
+    CHECK(store_generation(s) > gen);
+    CHECK_INT_EQ(store_get(s, "bybit", "BTC_USDT", &out), 0);
+    CHECK_INT_EQ(out.received, 20);
+    CHECK_STR_EQ(out.symbol, "BTC_USDT@bybit");
+    /* A change. */
+    CHECK_INT_EQ(store_find(s, "bybit", "BTC_USDT", &old, &ref), 1);
+    t = make("bybit", "BTC_USDT", "1.5", "2", 30);
+    CHECK_INT_EQ(store_put_ref(s, &ref, &t), 1);
+    CHECK_INT_EQ(t.v, 2);
+    CHECK_INT_EQ(store_get(s, "bybit", "BTC_USDT", &out), 0);
+    CHECK_STR_EQ(out.bid, "1.5");
+    CHECK_INT_EQ(out.v, 2);
+    /* Without a copy (old NULL), store_put_ref reads the entry itself. */
+    CHECK_INT_EQ(store_find(s, "bybit", "BTC_USDT", NULL, &ref), 1);
+    CHECK(ref.old == NULL);
+    t = make("bybit", "BTC_USDT", "1.5", "2", 40);
+    CHECK_INT_EQ(store_put_ref(s, &ref, &t), 0);
+    CHECK_INT_EQ(t.v, 2);
+    CHECK_INT_EQ(store_exchange_stats(s, "bybit", &st), 0);
+    CHECK_INT_EQ(st.tickers, 1);
+    CHECK_INT_EQ(st.updates, 2);
+    CHECK_INT_EQ(st.last_update, 40);
+
+    /* A removed key is found (its entry) but not live; storing through
+     * that lookup revives it and continues its version. */
+    CHECK_INT_EQ(store_remove_exchange(s, "bybit"), 1);
+    CHECK_INT_EQ(store_find(s, "bybit", "BTC_USDT", &old, &ref), 0);
+    CHECK(ref.entry != NULL && ref.old == NULL);
+    t = make("bybit", "BTC_USDT", "1.5", "2", 50);
+    CHECK_INT_EQ(store_put_ref(s, &ref, &t), 1);
+    CHECK_INT_EQ(t.v, 3);
+    CHECK_INT_EQ(store_exchange_stats(s, "bybit", &st), 0);
+    CHECK_INT_EQ(st.tickers, 1);
+    CHECK_INT_EQ(st.updates, 1);
+
+    /* Invalid names: not found, and put refuses them. */
+    CHECK_INT_EQ(store_find(s, "", "BTC_USDT", &old, &ref), 0);
+    CHECK(ref.entry == NULL);
+    t = make("bybit", "BTC_USDT", "1", "2", 60);
+    t.pair[0] = '\0';
+    CHECK_INT_EQ(store_put_ref(s, &ref, &t), -EINVAL);
+
+    /* The refusals at emit are counted like validation's. */
+    store_count_reject(s, "bybit", TICKER_REJECT_MAX_PAIRS);
+    store_count_reject(s, "bybit", TICKER_REJECT_MAX_PAIRS);
+    store_count_reject(s, "bybit", TICKER_REJECT_BAD_TS);
+    CHECK_INT_EQ(store_exchange_stats(s, "bybit", &st), 0);
+    CHECK_INT_EQ(st.rejects[TICKER_REJECT_MAX_PAIRS], 2);
+    CHECK_INT_EQ(st.rejects[TICKER_REJECT_BAD_TS], 1);
+    store_free(s);
+}
+
 /* Enough keys to grow the index several times and fill several chunks. */
 static void test_many_keys(void)
 {
@@ -466,6 +544,7 @@ int main(void)
     test_remove_and_readd();
     test_restore();
     test_rejects();
+    test_find_then_put();
     test_many_keys();
     return CHECK_DONE();
 }

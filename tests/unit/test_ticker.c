@@ -39,6 +39,11 @@ static void test_reject_names(void)
     CHECK_STR_EQ(ticker_reject_name(TICKER_REJECT_MISSING), "missing_field");
     CHECK_STR_EQ(ticker_reject_name(TICKER_REJECT_TOO_LONG), "too_long");
     CHECK_STR_EQ(ticker_reject_name(TICKER_REJECT_BAD_PAIR), "bad_pair");
+    CHECK_STR_EQ(ticker_reject_name(TICKER_REJECT_BAD_TS), "bad_ts");
+    CHECK_STR_EQ(ticker_reject_name(TICKER_REJECT_NOT_A_TABLE), "not_a_table");
+    CHECK_STR_EQ(ticker_reject_name(TICKER_REJECT_UNMAPPED), "unmapped");
+    CHECK_STR_EQ(ticker_reject_name(TICKER_REJECT_FILTERED), "filtered");
+    CHECK_STR_EQ(ticker_reject_name(TICKER_REJECT_MAX_PAIRS), "max_pairs");
     CHECK_STR_EQ(ticker_reject_name(TICKER_REJECT_COUNT), "unknown");
     CHECK_STR_EQ(ticker_reject_name((enum ticker_reject)(-1)), "unknown");
 }
@@ -192,6 +197,88 @@ static void test_validate(void)
     CHECK_INT_EQ(ticker_validate(&t), TICKER_REJECT_NONPOSITIVE);
 }
 
+/* A ts before 2009 or more than a day past `received` is refused (ts = -1
+ * and 9e15 used to be served), after malformed numbers and before
+ * non-positive prices; no ts at all is fine. */
+static void test_timestamps(void)
+{
+    struct ticker t = good();
+    const int64_t day = 86400000;
+
+    t.ts = -1;
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_REJECT_BAD_TS);
+    t.ts = 9000000000000000;
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_REJECT_BAD_TS);
+    t.ts = 1710328241; /* seconds, not milliseconds */
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_REJECT_BAD_TS);
+    t.ts = TICKER_TS_MIN - 1;
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_REJECT_BAD_TS);
+    t.ts = TICKER_TS_MIN;
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_OK);
+    t.ts = t.received + day;
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_OK);
+    t.ts = t.received + day + 1;
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_REJECT_BAD_TS);
+    t.ts = INT64_MAX;
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_REJECT_BAD_TS);
+    t.ts = INT64_MIN + 1;
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_REJECT_BAD_TS);
+    t.ts = TICKER_TS_NONE;
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_OK);
+
+    t = good();
+    t.ts = -1;
+    strcpy(t.volume, "x");
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_REJECT_BAD_NUMBER);
+    t = good();
+    t.ts = -1;
+    strcpy(t.last, "0");
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_REJECT_BAD_TS);
+}
+
+/* The sign of each optional field is read off its text; these are the
+ * forms that text can take. */
+static void test_field_forms(void)
+{
+    static const struct {
+        const char *volume;
+        enum ticker_reject want;
+    } forms[] = {
+        {"0", TICKER_OK},         {"-0", TICKER_OK},
+        {"-0.000", TICKER_OK},    {"00.50", TICKER_OK},
+        {"-0.0001", TICKER_REJECT_NONPOSITIVE},
+        {"-3", TICKER_REJECT_NONPOSITIVE},
+        {"5.", TICKER_REJECT_BAD_NUMBER}, {"-.5", TICKER_REJECT_BAD_NUMBER},
+        {"-", TICKER_REJECT_BAD_NUMBER},  {".", TICKER_REJECT_BAD_NUMBER},
+        {"1-", TICKER_REJECT_BAD_NUMBER}, {"+1", TICKER_REJECT_BAD_NUMBER},
+        {"1,5", TICKER_REJECT_BAD_NUMBER}, {"0x10", TICKER_REJECT_BAD_NUMBER},
+    };
+    struct ticker t;
+
+    for (size_t i = 0; i < sizeof forms / sizeof forms[0]; i++) {
+        t = good();
+        strcpy(t.volume, forms[i].volume);
+        CHECK_INT_EQ(ticker_validate(&t), forms[i].want);
+    }
+    /* last must be positive: zero in any spelling is not. */
+    t = good();
+    strcpy(t.last, "-0.0");
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_REJECT_NONPOSITIVE);
+    t = good();
+    strcpy(t.bid, "0.000");
+    t.bid_value = 0;
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_REJECT_NONPOSITIVE);
+    t = good();
+    strcpy(t.bid, "0.00000000000000000000000000000000001");
+    t.bid_value = 1e-35;
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_OK);
+    /* The widest text that fits: 39 digits. */
+    t = good();
+    memset(t.volume, '9', TICKER_DEC_MAX - 1);
+    t.volume[TICKER_DEC_MAX - 1] = '\0';
+    CHECK_INT_EQ(ticker_validate(&t), TICKER_OK);
+}
+
 static void test_mid_spread(void)
 {
     struct ticker t = good();
@@ -308,6 +395,8 @@ int main(void)
 {
     test_reject_names();
     test_validate();
+    test_timestamps();
+    test_field_forms();
     test_mid_spread();
     test_same_quote();
     test_pair_canonical();

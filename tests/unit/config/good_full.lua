@@ -29,7 +29,7 @@ return {
             pairs = { "btc/usdt", "ETH-usd", "xbt_eur" },
             stale_after_ms = 5000,
             budget = { requests = 20, per = 60 },
-            allow_hosts = { "Futures.Example.com", "[::1]" },
+            allow_hosts = { "Futures.Example.com", "[::1]", "feeds.example.com:8443" },
             max_frame_bytes = 262144,
             options = { depth = 10, channels = { "ticker", "trade" }, private = false },
         },
