@@ -122,9 +122,8 @@ void ws_index_add(struct ws_index *ix, void *owner, const char (*exchanges)[TICK
     file(ix, owner, exchanges, n_exchanges, pairs, n_pairs, file_one);
 }
 
-void ws_index_remove(struct ws_index *ix, void *owner,
-                     const char (*exchanges)[TICKER_EXCHANGE_MAX], size_t n_exchanges,
-                     const char (*pairs)[TICKER_PAIR_MAX], size_t n_pairs)
+void ws_index_remove(struct ws_index *ix, void *owner, const char (*exchanges)[TICKER_EXCHANGE_MAX],
+                     size_t n_exchanges, const char (*pairs)[TICKER_PAIR_MAX], size_t n_pairs)
 {
     file(ix, owner, exchanges, n_exchanges, pairs, n_pairs, unfile_one);
 }
@@ -151,6 +150,13 @@ void ws_index_each(const struct ws_index *ix, const char *exchange, const char *
     visit(ix, exchange, "", fn, arg);
     visit(ix, "", pair, fn, arg);
     visit(ix, "", "", fn, arg);
+}
+
+bool ws_index_any(const struct ws_index *ix, const char *exchange, const char *pair)
+{
+    return ix->tab.n &&
+           (ws_keys_find(&ix->tab, exchange, pair) || ws_keys_find(&ix->tab, exchange, "") ||
+            ws_keys_find(&ix->tab, "", pair) || ws_keys_find(&ix->tab, "", ""));
 }
 
 size_t ws_index_keys(const struct ws_index *ix)

@@ -23,6 +23,7 @@
 #ifndef RX_WS_INDEX_H
 #define RX_WS_INDEX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "store/ticker.h"
@@ -47,6 +48,10 @@ void ws_index_remove(struct ws_index *ix, void *owner,
  * (exchange, pair); fn must not change the index. */
 void ws_index_each(const struct ws_index *ix, const char *exchange, const char *pair,
                    void (*fn)(void *owner, void *arg), void *arg);
+
+/* Whether any owner is filed under a key that may cover (exchange, pair):
+ * the fan-out skips a key nobody may want before reading it. */
+bool ws_index_any(const struct ws_index *ix, const char *exchange, const char *pair);
 
 /* Keys filed (for tests). */
 size_t ws_index_keys(const struct ws_index *ix);

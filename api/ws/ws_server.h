@@ -31,9 +31,9 @@
  * what the kernel has not sent on its socket — is counted as the allocator
  * and the kernel hold it. Past ws.max_queue_bytes the connection is closed
  * with 1008 (checked after its messages, when its socket refuses bytes and
- * every 250 ms); past ws.max_queue_bytes_total across all connections the
+ * once a second); past ws.max_queue_bytes_total across all connections the
  * ones holding the most are closed with 1008 first, until the rest fit
- * (every 250 ms). A closed connection's queue is dropped at once, and
+ * (once a second). A closed connection's queue is dropped at once, and
  * once clients have released a few MB the freed heap is returned to the
  * system.
  *
@@ -106,7 +106,7 @@ struct ws_server_stats {
     uint64_t conflated;    /* publishes folded into a rate still waiting */
     uint64_t closed_1008;  /* slow consumers (ws.max_queue_bytes, ws.max_queue_bytes_total) */
     uint64_t closed_1009;  /* inbound message over ws.max_message_bytes */
-    uint64_t queue_bytes;  /* bytes stream connections held at the last sweep (250 ms) */
+    uint64_t queue_bytes;  /* bytes stream connections held at the last sweep (1 s) */
 };
 void ws_server_stats(const struct ws_server *ws, struct ws_server_stats *out);
 

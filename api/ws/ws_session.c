@@ -842,7 +842,9 @@ static int next_rate(struct ws_session *s, uint64_t now, int64_t wall_ms, struct
             key_forget(s, k);
             continue;
         }
-        jbuf_addf(out, "{\"type\":\"rate\",\"sub\":%u,", sub->id);
+        jbuf_adds(out, "{\"type\":\"rate\",\"sub\":");
+        jbuf_uint(out, sub->id);
+        jbuf_adds(out, ",");
         if (s->render) {
             /* The ticker's fields, rendered once per millisecond and shared. */
             size_t n;

@@ -609,7 +609,7 @@ def test_memory_returns_after_clients_leave(make_service, explorer_bin):
     for c in clients:
         c.close()
     wait_until(lambda: metric(service, "rx_ws_connections") == 0, 30, "the clients to go")
-    time.sleep(2.5)  # the sweep returns freed memory once a second at most
+    time.sleep(3.5)  # a sweep round (1 s) sees it; it trims once a second at most
     after = rss_kb(service.proc.pid)
     assert after - base < 0.15 * (peak - base), (base, peak, after)
 
