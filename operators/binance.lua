@@ -39,6 +39,9 @@ local batch = require "batch"
 local stream = require "stream"
 local values = require "values"
 local dec = values.dec
+-- on_message checks types on every message: a local, not a read through
+-- the sandbox's read-only globals.
+local type = type
 
 local DEFAULT_PER_SYMBOL_MAX = 5
 local TIMEOUT_S = 15

@@ -485,20 +485,48 @@ static int mantissa_value(const char *ip, size_t ni, const char *fp, size_t nf, 
     return 0;
 }
 
+/* 10^k as integers, for short_value's trailing zeros. */
+static const uint64_t pow10_int[20] = {
+    1u,
+    10u,
+    100u,
+    1000u,
+    10000u,
+    100000u,
+    1000000u,
+    10000000u,
+    100000000u,
+    1000000000u,
+    10000000000u,
+    100000000000u,
+    1000000000000u,
+    10000000000000u,
+    100000000000000u,
+    1000000000000000u,
+    10000000000000000u,
+    100000000000000000u,
+    1000000000000000000u,
+    10000000000000000000u,
+};
+
 /*
  * The common price, without an exponent and with at most 19 digits in all
  * ("0.35210000"): m is those digits as an integer (below 10^19, so it fits;
- * decimal_parse gathers it while it scans), nf of them after the point.
- * Trailing zeros dropped, Clinger's fast path as above applies when m is
- * below 2^53 and the power of ten at most 22. Returns 0 when it does not,
- * for mantissa_value to take over.
+ * decimal_parse gathers it while it scans), the last nf of them, fp, after
+ * the point. The fraction's trailing zeros are dropped with one division
+ * (prices often carry several), then Clinger's fast path as above applies
+ * when m is below 2^53 and the power of ten at most 22. Returns 0 when it
+ * does not, for mantissa_value to take over.
  */
-static int short_value(uint64_t m, size_t nf, double *out)
+static int short_value(uint64_t m, const char *fp, size_t nf, double *out)
 {
-    while (nf > 0 && m % 10 == 0) {
-        m /= 10;
-        nf--;
+    size_t zeros = 0;
+
+    while (zeros < nf && fp[nf - 1 - zeros] == '0') {
+        zeros++;
     }
+    m /= pow10_int[zeros];
+    nf -= zeros;
     if (m >= (UINT64_C(1) << 53) || nf > EXACT_POW10_MAX) {
         return 0;
     }
@@ -583,7 +611,7 @@ int decimal_parse(const char *text, size_t len, char *out, size_t cap, double *v
      * 10^-PARSE_DIGITS_MAX and 10^PARSE_DIGITS_MAX: no error is possible,
      * so a caller that does not want the value does not pay for it. */
     if (has_exp || value || ni + nf > PARSE_DIGITS_MAX) {
-        if (has_exp || ni + nf > 19 || !short_value(m, nf, &d)) {
+        if (has_exp || ni + nf > 19 || !short_value(m, fp, nf, &d)) {
             rc = mantissa_value(ip, ni, fp, nf, exp, &d);
             if (rc < 0) {
                 return rc;

@@ -9,6 +9,10 @@ local options = require "options"
 
 local M = {}
 
+-- Globals are read through the sandbox's read-only proxy, a metatable step
+-- each time; decode runs once per stream message, so it reads locals.
+local pcall, type = pcall, type
+
 -- The configured WebSocket base URL; an error when there is none.
 function M.url(x)
   if type(x.op.ws) ~= "string" or x.op.ws == "" then

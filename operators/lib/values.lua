@@ -3,6 +3,10 @@
 
 local M = {}
 
+-- Once per field of every ticker: a local, not a read through the sandbox's
+-- read-only globals.
+local type = type
+
 -- A price/size as the engine accepts it: a string kept as written (the
 -- engine checks it is a decimal number), a number passed through; anything
 -- else (null, table, boolean) counts as absent. Never tostring a price.

@@ -17,11 +17,12 @@ import sys
 
 # (label, frame names that put a sample in the stage); first match wins.
 STAGES = [
-    ("emit: decimal_parse of the prices (price_field)", ["price_field"]),
-    ("emit: ticker_validate (parses the prices again)", ["ticker_validate"]),
-    ("emit: store_put (+ ws_server_publish)", ["store_put", "ws_server_publish"]),
-    ("emit: store_get (merge with the stored ticker)", ["store_get"]),
+    ("emit: prices read and parsed (price_field)", ["price_field"]),
+    ("emit: ticker_validate (bid and ask parsed again)", ["ticker_validate"]),
+    ("emit: store_find + store_put_ref (one lookup)", ["store_find", "store_put_ref"]),
+    ("emit: the batch and the change feed (on_batch)", ["on_batch", "changes_put_tickers"]),
     ("emit: the rest (fields, pair, clocks, counters)", ["x_emit", "x_emit_many", "emit_one"]),
+    ("change feed handed over, doorbell (changes_flush)", ["changes_flush"]),
     ("x.json.decode (lua-cjson, sandbox charge)", ["sandbox_json_decode"]),
     ("operator Lua: on_message's own code, VM, GC", ["sandbox_pcall"]),
     ("stream glue around the callback (engine)", ["ws_conn_on_receive", "on_ws_message"]),
