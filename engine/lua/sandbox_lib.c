@@ -765,8 +765,12 @@ static int sandbox_library_newindex(lua_State *L)
  */
 static void sandbox_lock_libraries(lua_State *L, int g, int locked)
 {
-    static const char *const libs[] = {LUA_STRLIBNAME, LUA_TABLIBNAME, LUA_MATHLIBNAME,
-                                       LUA_UTF8LIBNAME, LUA_OSLIBNAME,  LUA_COLIBNAME,
+    static const char *const libs[] = {LUA_STRLIBNAME,
+                                       LUA_TABLIBNAME,
+                                       LUA_MATHLIBNAME,
+                                       LUA_UTF8LIBNAME,
+                                       LUA_OSLIBNAME,
+                                       LUA_COLIBNAME,
                                        NULL};
 
     for (int i = 0; libs[i]; i++) {

@@ -59,10 +59,11 @@ enum emit_field {
 };
 
 static const char *const field_names[F_COUNT] = {
-    [F_SYMBOL] = "symbol",     [F_BASE] = "base",         [F_QUOTE] = "quote",
-    [F_BID] = "bid",           [F_ASK] = "ask",           [F_BID_SIZE] = "bid_size",
-    [F_ASK_SIZE] = "ask_size", [F_LAST] = "last",         [F_VOLUME] = "volume",
-    [F_TS] = "ts",
+    [F_SYMBOL] = "symbol",     [F_BASE] = "base",
+    [F_QUOTE] = "quote",       [F_BID] = "bid",
+    [F_ASK] = "ask",           [F_BID_SIZE] = "bid_size",
+    [F_ASK_SIZE] = "ask_size", [F_LAST] = "last",
+    [F_VOLUME] = "volume",     [F_TS] = "ts",
 };
 
 /* Pushes field f of the table at (absolute) idx, metamethods honoured, and
@@ -75,8 +76,7 @@ static int get_field(lua_State *L, int idx, enum emit_field f)
 }
 
 /* The pair for the emit table at idx: TICKER_OK, unmapped or bad_pair. */
-static enum ticker_reject resolve_pair(lua_State *L, int idx, struct operator *op,
-                                       struct ticker *t)
+static enum ticker_reject resolve_pair(lua_State *L, int idx, struct operator *op, struct ticker *t)
 {
     int rc;
 

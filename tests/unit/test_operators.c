@@ -850,9 +850,12 @@ static void test_refusals_counted(void)
                "    local got = table.concat({ why{ bid = '1e2', ask = '200' },\n"
                "      why{ ts = -1 }, why{ ts = 9e15 }, why{ ts = x.now() + 2 * 86400000 },\n"
                "      why{ ts = 1230767999999 }, why{ ts = 1.5 }, why{ ts = x.now() },\n"
-               "      why{ base = 'A6' }, (select(2, x.emit_many{ 'nope' }) == 1 and 'one' or '?') }, ' ')\n"
-               "    assert(got == 'bad_number bad_ts bad_ts bad_ts bad_ts bad_ts stored max_pairs one', got)\n"
-               "    assert(select(2, x.emit{ symbol = 'NOPE', bid = '1', ask = '2' }) == 'unmapped')\n"
+               "      why{ base = 'A6' },\n"
+               "      (select(2, x.emit_many{ 'nope' }) == 1 and 'one' or '?') }, ' ')\n"
+               "    assert(got == 'bad_number bad_ts bad_ts bad_ts bad_ts bad_ts '\n"
+               "      .. 'stored max_pairs one', got)\n"
+               "    local ok, why_not = x.emit{ symbol = 'NOPE', bid = '1', ask = '2' }\n"
+               "    assert(why_not == 'unmapped', why_not)\n"
                "  end }\n");
     write_operator(&w, "picky",
                    "    assert(select(2, x.emit{ base = 'B1', quote = 'USD', bid = 1, ask = 2 }) "
