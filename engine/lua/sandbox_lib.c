@@ -13,12 +13,13 @@
  * string table, out of reach, so methods on strings cost no extra step.
  * The real globals:
  *
- * - base without dofile, loadfile and warn; load forces text chunks and the
- *   sandbox globals; print goes to the engine's callback; collectgarbage
- *   offers "count" and "collect"; setmetatable refuses __gc (a finalizer runs
- *   at arbitrary moments, even inside the engine's own C calls, and always
- *   with hooks off); xpcall skips the operator's handler once the run is
- *   killed (see sandbox.c); require reads only <lib_dir>/<name>.lua.
+ * - base without dofile, loadfile and warn; type pushes interned names; load
+ *   forces text chunks and the sandbox globals; print goes to the engine's
+ *   callback; collectgarbage offers "count" and "collect"; setmetatable
+ *   refuses __gc (a finalizer runs at arbitrary moments, even inside the
+ *   engine's own C calls, and always with hooks off); xpcall skips the
+ *   operator's handler once the run is killed (see sandbox.c); require reads
+ *   only <lib_dir>/<name>.lua.
  * - string without dump, with the budgeted pattern functions of lpattern and
  *   a size-capped rep. The string metatable gets a __metatable field, so
  *   getmetatable("") returns false and nothing can reach it.
@@ -250,6 +251,18 @@ static int sandbox_base_setmetatable(lua_State *L)
     }
     lua_settop(L, 2);
     lua_setmetatable(L, 1);
+    return 1;
+}
+
+/* type, as in lbaselib, but the names are pushed from upvalues (one per
+ * type, in type order): the stock one interns its C string again on every
+ * call, and operators check the type of every field of every message. */
+static int sandbox_base_type(lua_State *L)
+{
+    int t = lua_type(L, 1);
+
+    luaL_argcheck(L, t != LUA_TNONE, 1, "value expected");
+    lua_pushvalue(L, lua_upvalueindex(t + 1));
     return 1;
 }
 
@@ -679,6 +692,10 @@ static void sandbox_open_base(lua_State *L, int g, int proxy, int locked)
     sandbox_set_closure(L, g, "collectgarbage", sandbox_base_collectgarbage, 0);
     sandbox_set_closure(L, g, "setmetatable", sandbox_base_setmetatable, 0);
     sandbox_set_closure(L, g, "xpcall", sandbox_base_xpcall, 0);
+    for (int t = 0; t < LUA_NUMTYPES; t++) {
+        lua_pushstring(L, lua_typename(L, t));
+    }
+    sandbox_set_closure(L, g, "type", sandbox_base_type, LUA_NUMTYPES);
     sandbox_set_closure(L, g, "require", sandbox_require, 0);
     lua_pushvalue(L, proxy);
     lua_pushvalue(L, g);

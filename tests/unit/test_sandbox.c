@@ -449,6 +449,24 @@ static void test_read_only_libraries(void)
     sandbox_free(L);
 }
 
+/* type is the sandbox's own (names from upvalues): the same answers as
+ * the stock one, its error included. */
+static void test_type(void)
+{
+    lua_State *L = make(5000000, 0);
+
+    printf("-- type\n");
+    expect_str(L, "every type's name",
+               "return table.concat({ type(nil), type(false), type(1), type(1.5), type(''),\n"
+               "  type({}), type(print), type(function() end),\n"
+               "  type(coroutine.create(function() end)) }, ' ')",
+               "nil boolean number number string table function function thread");
+    expect_fail(L, "type()", "return type()", SANDBOX_ERR_RUNTIME,
+                "bad argument #1 to 'type' (value expected)");
+    expect_usable(L);
+    sandbox_free(L);
+}
+
 static void test_budget(void)
 {
     lua_State *L = make(5000000, 0);
@@ -1127,6 +1145,7 @@ int main(void)
     test_load();
     test_globals_and_metatables();
     test_read_only_libraries();
+    test_type();
     test_budget();
     test_hooks_off();
     test_c_work();
