@@ -47,18 +47,6 @@ static void register_secrets(const struct config *cfg)
     }
 }
 
-/* Config keys that parse but that this build cannot honour yet: a config
- * must never promise what the binary does not do. */
-static int not_built_yet(const struct config *cfg, char *err, size_t errlen)
-{
-    if (cfg->role != CONFIG_ROLE_ALL) {
-        snprintf(err, errlen, "role: role = \"%s\" is not built yet; use role = \"all\"",
-                 config_role_name(cfg->role));
-        return -1;
-    }
-    return 0;
-}
-
 static void on_grace_over(struct loop_timer *t, void *data)
 {
     struct engine *e = data;
@@ -101,9 +89,6 @@ struct engine *engine_new(struct config *cfg, char *err, size_t errlen)
 
     register_secrets(cfg);
     e->cfg = cfg;
-    if (not_built_yet(cfg, err, errlen) != 0) {
-        goto fail;
-    }
     e->store = store_new();
     e->board = board_new();
     if (engine_ingest_new(e, err, errlen) != 0 || engine_api_new(e, err, errlen) != 0) {

@@ -135,7 +135,10 @@ int engine_api_new(struct engine *e, char *err, size_t errlen)
     }
     struct front_door_limits lim = {.max_head_bytes = (size_t)cfg->limits.max_header_bytes,
                                     .head_timeout_ms = (uint64_t)cfg->limits.head_timeout_ms};
-    struct front_door_ops ops = {.rest = on_rest, .ws = on_ws, .ctx = e};
+    /* A scraper serves no subscriptions: an upgrade goes to REST, which
+     * answers it as any path a scraper does not serve (404). */
+    bool scraper = cfg->role == CONFIG_ROLE_SCRAPER;
+    struct front_door_ops ops = {.rest = on_rest, .ws = scraper ? on_rest : on_ws, .ctx = e};
     e->door =
         front_door_new(e->api_loop, cfg->listen_host, cfg->listen_port, &lim, &ops, err, errlen);
     if (!e->door) {

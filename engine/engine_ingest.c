@@ -30,7 +30,6 @@
 #include "store/changes.h"
 #include "store/kv.h"
 #include "store/redis_writer.h"
-#include "store/store.h"
 
 /* op_env callbacks, on the ingest loop: into the change feed, and with a
  * Redis store into the writer (it is NULL without one). */
@@ -87,38 +86,11 @@ static void on_flush_again(struct loop_timer *timer, void *arg)
     flush_changes(arg);
 }
 
-/* The Redis writer's hooks. */
-static void on_loaded(void *arg)
-{
-    struct engine *e = arg;
-    operators_start(e->operators);
-}
-
-static bool runs_here(const char *exchange, void *arg)
-{
-    struct engine *e = arg;
-    return operators_has(e->operators, exchange);
-}
-
-static void on_expired(const char *exchange, void *arg)
-{
-    struct engine *e = arg;
-    store_remove_exchange(e->store, exchange);
-    changes_put_removed(e->changes, exchange);
-}
-
-int engine_ingest_new(struct engine *e, char *err, size_t errlen)
+/* What scrapes: the clients operators use, and the registry. */
+static int operators_side_new(struct engine *e, char *err, size_t errlen)
 {
     const struct config *cfg = e->cfg;
     size_t n = strlen(cfg->operators_dir) + 8;
-
-    e->ingest_loop = loop_new();
-    if (!e->ingest_loop) {
-        snprintf(err, errlen, "cannot initialise the ingest event loop");
-        return -1;
-    }
-    e->ingest_mail = mailbox_new(e->ingest_loop);
-    e->kv = kv_new();
     struct http_client_options http = {.ca_file = cfg->ca_file, .proxy = cfg->proxy};
     e->http = http_client_new(e->ingest_loop, &http);
     if (!e->http) {
@@ -148,11 +120,26 @@ int engine_ingest_new(struct engine *e, char *err, size_t errlen)
         .ctx = e,
     };
     e->operators = operators_new(&env, cfg->operators_dir);
-    if (cfg->redis.host) {
-        struct redis_writer_hooks hooks = {
-            .loaded = on_loaded, .runs = runs_here, .expired = on_expired, .arg = e};
-        e->redis = redis_writer_new(e->ingest_loop, cfg, e->store, e->board, e->kv, &hooks);
+    return 0;
+}
+
+int engine_ingest_new(struct engine *e, char *err, size_t errlen)
+{
+    const struct config *cfg = e->cfg;
+
+    e->ingest_loop = loop_new();
+    if (!e->ingest_loop) {
+        snprintf(err, errlen, "cannot initialise the ingest event loop");
+        return -1;
     }
+    e->ingest_mail = mailbox_new(e->ingest_loop);
+    e->kv = kv_new();
+    if (cfg->role != CONFIG_ROLE_API) {
+        if (operators_side_new(e, err, errlen) != 0) {
+            return -1;
+        }
+    }
+    engine_redis_new(e);
     e->ingest_probe = loop_probe_new(e->ingest_loop, &e->stats.ingest, NULL, NULL);
     e->ingest_flush = loop_check_new(e->ingest_loop, on_iteration, e);
     e->ingest_flush_again = loop_timer_new(e->ingest_loop, on_flush_again, e);
@@ -170,16 +157,19 @@ int engine_ingest_start(struct engine *e)
 {
     /* The registry is set up before the thread exists, so its loop is
      * touched by one thread at a time (pthread_create orders the two).
-     * With Redis, the operators start once the warm start is over. */
-    DIR *d = opendir(e->cfg->operators_dir);
-    if (!d) {
-        log_error("engine", "cannot open operators_dir %s: %s", e->cfg->operators_dir,
-                  strerror(errno));
-        return -1;
+     * With Redis, the operators start once the warm start is over; an api
+     * node has none. */
+    if (e->operators) {
+        DIR *d = opendir(e->cfg->operators_dir);
+        if (!d) {
+            log_error("engine", "cannot open operators_dir %s: %s", e->cfg->operators_dir,
+                      strerror(errno));
+            return -1;
+        }
+        closedir(d);
     }
-    closedir(d);
-    if (e->redis) {
-        redis_writer_start(e->redis);
+    if (e->cfg->redis.host) {
+        engine_redis_start(e);
     } else if (operators_start(e->operators) < 0) {
         return -1;
     }
@@ -191,17 +181,13 @@ int engine_ingest_start(struct engine *e)
     return 0;
 }
 
-static void stop_loop(void *arg)
-{
-    loop_stop(arg);
-}
-
 void engine_ingest_stop(struct engine *e)
 {
     if (!e->ingest_running) {
         return;
     }
-    mailbox_post(e->ingest_mail, stop_loop, e->ingest_loop);
+    /* With leases, they are released first (engine_redis.c). */
+    engine_redis_stop(e);
     pthread_join(e->ingest_thread, NULL);
     e->ingest_running = false;
 }
@@ -216,7 +202,7 @@ void engine_ingest_free(struct engine *e)
     loop_timer_free(e->ingest_flush_again);
     mailbox_free(e->ingest_mail);
     loop_probe_free(e->ingest_probe);
-    redis_writer_free(e->redis);
+    engine_redis_free(e);
     operators_free(e->operators);
     ws_client_free(e->ws);
     http_client_free(e->http);
@@ -237,7 +223,7 @@ static void on_reload_done(int status, const char *summary, void *data)
 static void reload_now(void *arg)
 {
     struct engine *e = arg;
-    operators_reload_all(e->operators, on_reload_done, e);
+    engine_ingest_reload_here(e, on_reload_done, e);
 }
 
 void engine_ingest_reload(struct engine *e)
@@ -248,5 +234,9 @@ void engine_ingest_reload(struct engine *e)
 void engine_ingest_reload_here(void *owner, api_reload_done_fn done, void *data)
 {
     struct engine *e = owner;
+    if (!e->operators) {
+        done(0, "{\"operators\":[]}", data); /* an api node scrapes nothing */
+        return;
+    }
     operators_reload_all(e->operators, done, data);
 }

@@ -1,7 +1,8 @@
 /*
  * engine_int: the engine's parts, shared by the files that wire them:
  * engine.c (the story: start, run, signals, shutdown), engine_ingest.c (the
- * ingest side: its loop thread, operators and what they tell the API) and
+ * ingest side: its loop thread, operators and what they tell the API),
+ * engine_redis.c (the ingest side's Redis parts, by role) and
  * engine_api.c (the API side: the port, REST, WebSocket and fan-out).
  *
  * Two loop threads, and who owns what (docs/architecture.md):
@@ -38,6 +39,8 @@ struct loop_signal;
 struct loop_timer;
 struct mailbox;
 struct operators;
+struct redis_lease;
+struct redis_reader;
 struct redis_writer;
 struct rest;
 struct store;
@@ -63,7 +66,9 @@ struct engine {
     struct http_client *http;
     struct ws_client *ws; /* operators' outbound streams */
     struct operators *operators;
-    struct redis_writer *redis; /* NULL with the memory store */
+    struct redis_writer *redis;   /* NULL with the memory store, and on api nodes */
+    struct redis_lease *leases;   /* with the writer (scale-out) */
+    struct redis_reader *reader;  /* other nodes' exchanges (api, all) */
     char *lib_dir;
 
     /* API side (engine_api.c). */
@@ -100,6 +105,16 @@ void engine_ingest_reload(struct engine *e);
 /* api_ctx.reload: the same, on the ingest loop already (the admin route's
  * job runs there), answering through done. */
 void engine_ingest_reload_here(void *owner, api_reload_done_fn done, void *data);
+
+/* engine_redis.c: the Redis parts by role; all no-ops with the memory
+ * store. new: before the ingest thread, after the registry; start: the
+ * warm start (the registry, leases and reader follow it), or an api
+ * node's reader; stop: main thread, asks the ingest loop to release its
+ * leases and then end; free: with the ingest side. */
+void engine_redis_new(struct engine *e);
+void engine_redis_start(struct engine *e);
+void engine_redis_stop(struct engine *e);
+void engine_redis_free(struct engine *e);
 
 /* engine_api.c */
 int engine_api_new(struct engine *e, char *err, size_t errlen);

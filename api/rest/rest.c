@@ -411,6 +411,11 @@ static void dispatch(struct rest *rest, struct rest_call *call, const char *url)
         api_error(resp, 404, "not_found", "no such path: %.200s", url);
         return;
     }
+    if (rest->ctx->cfg->role == CONFIG_ROLE_SCRAPER && !(call->flags & REST_ROUTE_OPS)) {
+        api_error(resp, 404, "not_found",
+                  "a scraper node serves /healthz, /readyz and /metrics only; ask an api node");
+        return;
+    }
     if (strcmp(call->method, "OPTIONS") == 0) {
         answer_options(call, &req, allow);
         return;

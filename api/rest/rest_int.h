@@ -15,6 +15,7 @@
 enum rest_route_flag {
     REST_ROUTE_ADMIN = 1,  /* needs an admin token (/v1/admin/...) */
     REST_ROUTE_COMPAT = 2, /* the old service's shapes: errors are {"detail":"..."} */
+    REST_ROUTE_OPS = 4,    /* health, readiness, metrics, reload: on every role (scrapers too) */
 };
 
 struct rest_route {

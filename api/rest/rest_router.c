@@ -15,9 +15,9 @@
 #include <string.h>
 
 static const struct rest_route routes[] = {
-    {"GET", "/healthz", api_route_healthz, 0, "/healthz"},
-    {"GET", "/readyz", api_route_readyz, 0, "/readyz"},
-    {"GET", "/metrics", api_route_metrics, 0, "/metrics"},
+    {"GET", "/healthz", api_route_healthz, REST_ROUTE_OPS, "/healthz"},
+    {"GET", "/readyz", api_route_readyz, REST_ROUTE_OPS, "/readyz"},
+    {"GET", "/metrics", api_route_metrics, REST_ROUTE_OPS, "/metrics"},
     {"GET", "/openapi.json", api_route_openapi, 0, "/openapi.json"},
     {"GET", "/docs", api_route_docs, 0, "/docs"},
     {"GET", "/", api_route_page, 0, "/"},
@@ -27,7 +27,8 @@ static const struct rest_route routes[] = {
     {"GET", "/v1/rates", api_route_rates, 0, "/v1/rates"},
     {"GET", "/v1/rates/{pair}", api_route_rate_pair, 0, "/v1/rates/{pair}"},
     {"GET", "/v1/convert", api_route_convert, 0, "/v1/convert"},
-    {"POST", "/v1/admin/reload", api_route_admin_reload, REST_ROUTE_ADMIN, "/v1/admin/reload"},
+    {"POST", "/v1/admin/reload", api_route_admin_reload, REST_ROUTE_ADMIN | REST_ROUTE_OPS,
+     "/v1/admin/reload"},
     {"GET", "/currency", api_route_currency, REST_ROUTE_COMPAT, "/currency"},
     {"GET", "/aviable_exchanges", api_route_aviable_exchanges, REST_ROUTE_COMPAT,
      "/aviable_exchanges"},

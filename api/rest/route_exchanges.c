@@ -10,6 +10,7 @@
  * (published by the ingest loop every few hundred milliseconds and after
  * each change) and the store's per-exchange counters, which are read lock-free.
  * The fields of an exchange, and where each comes from:
+ *   node_id     the node that scrapes it (DESIGN 7)
  *   pairs       live tickers in the store now
  *   last_update the operator's last data, else the store's, ms; null if none
  *   rejects     tickers refused at emit, all reasons (store counters)
@@ -32,6 +33,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "config/config.h"
 #include "store/board.h"
 #include "store/store.h"
 #include "core/xalloc.h"
@@ -54,11 +56,25 @@ static void render_exchange(struct jbuf *b, const struct api_ctx *ctx, const str
     if (store_exchange_stats(ctx->store, st->name, &stats) != 0) {
         memset(&stats, 0, sizeof stats);
     }
+    if (st->remote) {
+        /* Read from Redis: the scraping node's counts (this store keeps no
+         * rejects, and may lag it by a moment in pairs). */
+        stats.tickers = st->pairs;
+        memcpy(stats.rejects, st->rejects, sizeof stats.rejects);
+    }
     for (size_t i = 0; i < TICKER_REJECT_COUNT; i++) {
         rejects += stats.rejects[i];
     }
     jbuf_adds(b, "{\"name\":");
     jbuf_str(b, st->name);
+    /* Who scrapes it: the node named in the status (read from Redis, or a
+     * standby's lease holder, null when not known), else this one. */
+    jbuf_adds(b, ",\"node_id\":");
+    if (st->node_id[0] || st->state == BOARD_STANDBY) {
+        jbuf_str_or_null(b, st->node_id);
+    } else {
+        jbuf_str(b, ctx->cfg->node_id);
+    }
     jbuf_adds(b, ",\"state\":");
     jbuf_str(b, board_state_name(st->state));
     jbuf_adds(b, ",\"reason\":");

@@ -13,11 +13,12 @@
  * fewer than 15 digits of precision, so they take the plain 1..17 search.
  *
  * Two fast paths give the same answers sooner. The first, before any
- * printf, suits the values prices and their mids are: if a * 10^k (k <= 22) is an integer m below 10^15 and
- * m / 10^k == a, then the decimal m * 10^-k reads back as a (m and 10^k
- * are exact, and IEEE division rounds their true quotient to the nearest
- * double, as strtod does), and it has at most 15 digits, so by the
- * argument above it is the answer. The smallest such k is tried first;
+ * printf, suits the values prices and their mids are: if a * 10^k
+ * (k <= 22) is an integer m below 10^15 and m / 10^k == a, then the
+ * decimal m * 10^-k reads back as a (m and 10^k are exact, and IEEE
+ * division rounds their true quotient to the nearest double, as strtod
+ * does), and it has at most 15 digits, so by the argument above it is the
+ * answer. The smallest such k is tried first;
  * when none works the printf path decides. A third of the cost of a ticker
  * written to Redis was its mid's and spread's printf and strtod before the
  * two fast paths.

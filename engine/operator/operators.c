@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/config.h"
 #include "core/jbuf.h"
 #include "store/kv.h"
 #include "core/log.h"
@@ -65,6 +66,10 @@ struct entry {
     uint64_t markets_gen;
     char result[BOARD_REASON_MAX];
     bool result_pending; /* result holds the candidate's markets() failure */
+    /* Gated (leases): not loaded, another node (holder, "" if unknown)
+     * scrapes it or nobody has its lease yet. */
+    bool standby;
+    char holder[BOARD_NODE_ID_MAX];
 };
 
 struct operators {
@@ -88,6 +93,8 @@ struct operators {
     operators_reload_fn reload_done;
     void *reload_data;
     int reloads_pending;
+
+    bool gated; /* entries run only once activated (their lease taken) */
 };
 
 static void publish(struct operators *reg);
@@ -136,6 +143,7 @@ static struct entry *entry_add(struct operators *reg, const char *name)
     e->file = xstrdup(path);
     e->debounce = loop_timer_new(reg->env.loop, on_debounce, e);
     e->last_state = -1;
+    e->standby = reg->gated;
     reg->entries[reg->n++] = e;
     return e;
 }
@@ -303,6 +311,11 @@ static void reload_entry(struct entry *e)
     }
     if (f) {
         fclose(f);
+    }
+    if (e->standby) {
+        /* Loaded when its lease is taken (operators_activate), as it then is. */
+        reload_finished(e, "standby");
+        return;
     }
     op_free(e->candidate);
     e->candidate = NULL;
@@ -566,7 +579,7 @@ int operators_start(struct operators *reg)
     qsort(names, n, sizeof *names, compare_names);
     for (size_t i = 0; i < n; i++) {
         struct entry *e = entry_add(reg, names[i]);
-        if (e) {
+        if (e && !e->standby) {
             reload_entry(e);
         }
         free(names[i]);
@@ -620,6 +633,16 @@ void operators_reload_all(struct operators *reg, operators_reload_fn done, void 
 
 static void entry_status(const struct entry *e, int64_t now, struct board_status *st)
 {
+    if (e->standby) {
+        memset(st, 0, sizeof *st);
+        snprintf(st->name, sizeof st->name, "%s", e->name);
+        snprintf(st->file, sizeof st->file, "%s", e->file);
+        st->state = BOARD_STANDBY;
+        snprintf(st->reason, sizeof st->reason, "%s",
+                 e->holder[0] ? "another node holds its lease" : "waiting for its lease");
+        snprintf(st->node_id, sizeof st->node_id, "%s", e->holder);
+        return;
+    }
     if (e->live) {
         op_status(e->live, now, st);
     } else {
@@ -716,4 +739,59 @@ static void publish(struct operators *reg)
 bool operators_has(const struct operators *reg, const char *name)
 {
     return find(reg, name) != NULL;
+}
+
+void operators_set_gated(struct operators *reg, bool gated)
+{
+    reg->gated = gated;
+}
+
+size_t operators_names(const struct operators *reg, char (*out)[TICKER_EXCHANGE_MAX], size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < reg->n && n < cap; i++) {
+        const struct config_operator *c =
+            config_operator_find(reg->env.config, reg->entries[i]->name);
+        if (!c || c->enabled) {
+            memcpy(out[n++], reg->entries[i]->name, TICKER_EXCHANGE_MAX);
+        }
+    }
+    return n;
+}
+
+void operators_activate(struct operators *reg, const char *name)
+{
+    struct entry *e = find(reg, name);
+    if (!e || !e->standby) {
+        return;
+    }
+    e->standby = false;
+    e->holder[0] = '\0';
+    reload_entry(e);
+    publish(reg);
+}
+
+void operators_standby(struct operators *reg, const char *name, const char *holder)
+{
+    struct entry *e = find(reg, name);
+    if (!e) {
+        return;
+    }
+    snprintf(e->holder, sizeof e->holder, "%s", holder);
+    if (!e->standby) {
+        e->standby = true;
+        /* Its streams close and its timers stop with it; what it stored
+         * stays, and the new holder's updates replace it. */
+        op_free(e->live);
+        op_free(e->candidate);
+        e->live = NULL;
+        e->candidate = NULL;
+        e->result_pending = false;
+        log_info("operators", "%s: standing by%s%s", e->name, holder[0] ? "; held by " : "",
+                 holder);
+        if (e->reloading) {
+            reload_finished(e, "standby");
+        }
+    }
+    publish(reg);
 }

@@ -41,4 +41,17 @@ void operators_reload_all(struct operators *reg, operators_reload_fn done, void 
 /* Whether a file of this name is in the registry (loaded or not). */
 bool operators_has(const struct operators *reg, const char *name);
 
+/*
+ * Leases (scale-out on Redis). A gated registry loads nothing by itself:
+ * every file is in standby until operators_activate (its lease taken), and
+ * back in standby with operators_standby (lost, given up, or another node
+ * holds it). Set before operators_start.
+ */
+void operators_set_gated(struct operators *reg, bool gated);
+/* Up to cap names of the files config does not disable; returns how many. */
+size_t operators_names(const struct operators *reg, char (*out)[TICKER_EXCHANGE_MAX], size_t cap);
+void operators_activate(struct operators *reg, const char *name);
+/* holder: the node that holds the lease, "" when not known. */
+void operators_standby(struct operators *reg, const char *name, const char *holder);
+
 #endif

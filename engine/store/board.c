@@ -26,6 +26,8 @@ struct board {
     size_t n_statuses;
     struct board_market *markets;
     size_t n_markets;
+    struct board_market *remote_markets;
+    size_t n_remote_markets;
     struct board_store store;
     bool loading;
 };
@@ -51,6 +53,7 @@ void board_free(struct board *board)
     pthread_mutex_destroy(&board->lock);
     free(board->statuses);
     free(board->markets);
+    free(board->remote_markets);
     free(board);
 }
 
@@ -89,6 +92,18 @@ void board_put_markets(struct board *board, const struct board_market *m, size_t
     free(old);
 }
 
+void board_put_remote_markets(struct board *board, const struct board_market *m, size_t n)
+{
+    struct board_market *fresh = copy_of(m, n, sizeof *m);
+
+    pthread_mutex_lock(&board->lock);
+    struct board_market *old = board->remote_markets;
+    board->remote_markets = fresh;
+    board->n_remote_markets = n;
+    pthread_mutex_unlock(&board->lock);
+    free(old);
+}
+
 struct board_status *board_statuses(const struct board *board, size_t *n)
 {
     struct board *b = (struct board *)board;
@@ -100,19 +115,47 @@ struct board_status *board_statuses(const struct board *board, size_t *n)
     return out;
 }
 
+/* Whether name is among the first n exchanges of names. */
+static bool named(const char (*names)[TICKER_EXCHANGE_MAX], size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(names[i], name) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
 size_t board_markets(const struct board *board, const char *exchange, struct board_market **out)
 {
     struct board *b = (struct board *)board;
     size_t n = 0;
+    /* The exchanges with local markets (lists are grouped by exchange, so a
+     * name is new when it differs from the one before). */
+    char(*local)[TICKER_EXCHANGE_MAX] = NULL;
+    size_t n_local = 0;
 
     pthread_mutex_lock(&b->lock);
-    *out = xcalloc(b->n_markets + 1, sizeof **out);
+    *out = xcalloc(b->n_markets + b->n_remote_markets + 1, sizeof **out);
+    local = xcalloc(b->n_markets + 1, sizeof *local);
     for (size_t i = 0; i < b->n_markets; i++) {
-        if (!exchange || strcmp(b->markets[i].exchange, exchange) == 0) {
-            (*out)[n++] = b->markets[i];
+        const struct board_market *m = &b->markets[i];
+        if (i == 0 || strcmp(m->exchange, b->markets[i - 1].exchange) != 0) {
+            memcpy(local[n_local++], m->exchange, TICKER_EXCHANGE_MAX);
+        }
+        if (!exchange || strcmp(m->exchange, exchange) == 0) {
+            (*out)[n++] = *m;
+        }
+    }
+    for (size_t i = 0; i < b->n_remote_markets; i++) {
+        const struct board_market *m = &b->remote_markets[i];
+        if ((!exchange || strcmp(m->exchange, exchange) == 0) &&
+            !named((const char(*)[TICKER_EXCHANGE_MAX])local, n_local, m->exchange)) {
+            (*out)[n++] = *m;
         }
     }
     pthread_mutex_unlock(&b->lock);
+    free(local);
     return n;
 }
 

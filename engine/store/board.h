@@ -6,7 +6,8 @@
  * about an exchange, and like the store it knows nothing of Lua or of where
  * the facts come from. On a scraping node the operator registry is the
  * writer (it derives statuses on the ingest loop and publishes copies
- * here); on an api-only node it will be the Redis reader. The API reads
+ * here); on an api node it is the Redis reader, which also adds the
+ * markets other nodes scrape on a node that runs both. The API reads
  * only this header, so it never sees an operator.
  *
  * Threads: one writer thread at a time (board_put_*, board_remove); any
@@ -42,6 +43,7 @@ const char *board_state_name(enum board_state state);
 
 #define BOARD_REASON_MAX 256
 #define BOARD_UNMAPPED_MAX 64
+#define BOARD_NODE_ID_MAX 129 /* config.node_id: at most 128 bytes */
 
 struct board_unmapped {
     char symbol[TICKER_SYMBOL_MAX];
@@ -81,6 +83,14 @@ struct board_status {
     char rejected_error[BOARD_REASON_MAX];
     int rejected_line;
     int64_t rejected_at;
+    /* The node that scrapes it ("" = this one); for standby, the lease
+     * holder, when known. */
+    char node_id[BOARD_NODE_ID_MAX];
+    /* Read from Redis (an api node): the scraping node's counts, since the
+     * local store has no rejects and may lag in pairs. */
+    bool remote;
+    uint64_t pairs;
+    uint64_t rejects[TICKER_REJECT_COUNT];
 };
 
 /* One entry of an exchange's markets(), as /v1/markets shows it. */
@@ -111,8 +121,11 @@ void board_free(struct board *board);
 
 /* Writer. Replaces the whole list of statuses (copied), in that order. */
 void board_put_statuses(struct board *board, const struct board_status *st, size_t n);
-/* Writer. Replaces the whole list of markets (copied). */
+/* Writer. Replaces the whole list of markets (copied), grouped by exchange. */
 void board_put_markets(struct board *board, const struct board_market *m, size_t n);
+/* Writer (the Redis reader). Replaces the markets other nodes published;
+ * readers see those of exchanges that have no local markets. */
+void board_put_remote_markets(struct board *board, const struct board_market *m, size_t n);
 
 /* Writer. The store's health. */
 void board_put_store(struct board *board, const struct board_store *store);

@@ -66,11 +66,14 @@ struct redis_conn {
     uint64_t connect_started;
     unsigned failures;
     uint64_t rng;
-    char why[192];   /* the failure being handled */
-    bool drop;       /* the tick must drop the connection (why says why) */
+    char why[192]; /* the failure being handled */
+    bool drop;     /* the tick must drop the connection (why says why) */
     /* FIFO of callbacks waiting for replies: a ring. */
     struct waiting *fifo;
     size_t head, count, cap;
+    /* Loop ms by which the queued bytes must be written, else dropped
+     * (0: no fence); cleared once hiredis' output buffer drains. */
+    uint64_t fence_ms;
     /* Subscribe mode. */
     redis_reply_fn sub_fn;
     void *sub_data;
@@ -130,14 +133,15 @@ static void lost(struct redis_conn *c, const char *why)
 {
     bool was_up = c->state == UP;
     c->ac = NULL;
+    c->fence_ms = 0;
     c->state = BACKOFF;
     c->drop = false;
     c->stats.up = false;
     c->stats.losses++;
     note_error(c, "%s", why);
     c->failures++;
-    uint64_t delay = backoff_delay_ms(c->failures, RETRY_BASE_MS, RETRY_CAP_MS, RETRY_JITTER,
-                                      &c->rng);
+    uint64_t delay =
+        backoff_delay_ms(c->failures, RETRY_BASE_MS, RETRY_CAP_MS, RETRY_JITTER, &c->rng);
     log_warn("redis", "%s: %s; retrying in %llu ms", c->name, why, (unsigned long long)delay);
     loop_timer_start(c->retry, delay, 0);
     if (c->ev.down && (was_up || c->failures == 1)) {
@@ -168,6 +172,14 @@ static void drop_now(struct redis_conn *c)
 
 /* ---- the adapter: hiredis' event hooks on one loop_io --------------------- */
 
+static void set_events(struct redis_conn *c, int events)
+{
+    if (c->io && events != c->io_events) {
+        c->io_events = events;
+        loop_io_set(c->io, events);
+    }
+}
+
 static void on_io(struct loop_io *io, int events, void *data)
 {
     struct redis_conn *c = data;
@@ -194,15 +206,15 @@ static void on_io(struct loop_io *io, int events, void *data)
         redisAsyncHandleRead(ac);
     }
     if ((events & LOOP_WRITE) && c->ac == ac) {
+        if (c->fence_ms && loop_now_ms(c->loop) >= c->fence_ms) {
+            /* A paused process woke up after its lease ran out: what it
+             * queued before must never reach Redis beside the new holder's
+             * writes. Dropping the connection discards it. */
+            set_events(c, c->io_events & ~LOOP_WRITE);
+            fail_later(c, "fenced: a lease ran out before the writes made under it went out");
+            return;
+        }
         redisAsyncHandleWrite(ac);
-    }
-}
-
-static void set_events(struct redis_conn *c, int events)
-{
-    if (c->io && events != c->io_events) {
-        c->io_events = events;
-        loop_io_set(c->io, events);
     }
 }
 
@@ -228,6 +240,7 @@ static void ev_del_write(void *p)
 {
     struct redis_conn *c = p;
     set_events(c, c->io_events & ~LOOP_WRITE);
+    c->fence_ms = 0; /* everything queued is on the socket */
 }
 
 static void ev_cleanup(void *p)
@@ -281,7 +294,9 @@ static void on_handshake(struct redis_conn *c, redisReply *reply, void *data)
         fail_later(c, why);
         return;
     }
-    if (strcmp(what, "done") == 0 && c->state == HANDSHAKE) {
+    /* The handshake is pipelined: after a refused AUTH or SELECT the PING
+     * still answers, and must not make the connection count as up. */
+    if (strcmp(what, "done") == 0 && c->state == HANDSHAKE && !c->drop) {
         c->state = UP;
         c->failures = 0;
         c->stats.up = true;
@@ -325,9 +340,9 @@ static void on_connect(const redisAsyncContext *ac, int status)
         char why[192];
         snprintf(why, sizeof why, "cannot connect to %s:%d: %.100s", c->host, c->port,
                  ac->errstr[0] ? ac->errstr : "refused");
-        /* hiredis frees the context right after this callback. */
+        /* hiredis frees the context right after this callback (and its
+         * cleanup hook frees our io). */
         c->ac = NULL;
-        c->io = NULL;
         fail_later(c, why);
         return;
     }
@@ -580,8 +595,7 @@ int redis_conn_send(struct redis_conn *c, struct redis_cmd *cmd, redis_reply_fn 
     return rc;
 }
 
-int redis_conn_subscribe(struct redis_conn *c, const char *channel, redis_reply_fn fn,
-                         void *data)
+int redis_conn_subscribe(struct redis_conn *c, const char *channel, redis_reply_fn fn, void *data)
 {
     if (!redis_conn_up(c)) {
         return -1;
@@ -591,6 +605,13 @@ int redis_conn_subscribe(struct redis_conn *c, const char *channel, redis_reply_
     const char *argv[2] = {"SUBSCRIBE", channel};
     size_t lens[2] = {9, strlen(channel)};
     return redisAsyncCommandArgv(c->ac, on_subscribed, c, 2, argv, lens) == REDIS_OK ? 0 : -1;
+}
+
+void redis_conn_fence(struct redis_conn *c, uint64_t deadline_ms)
+{
+    if (deadline_ms && (!c->fence_ms || deadline_ms < c->fence_ms)) {
+        c->fence_ms = deadline_ms;
+    }
 }
 
 size_t redis_conn_pending(const struct redis_conn *c)

@@ -35,9 +35,9 @@ struct redis_conn_opts {
     const char *host; /* a name or an address (copied) */
     int port;
     int db;
-    const char *user;     /* NULL: AUTH password only (copied) */
-    const char *password; /* NULL: no AUTH (copied, wiped on free) */
-    const char *name;     /* for logs: what the connection is for */
+    const char *user;            /* NULL: AUTH password only (copied) */
+    const char *password;        /* NULL: no AUTH (copied, wiped on free) */
+    const char *name;            /* for logs: what the connection is for */
     uint64_t connect_timeout_ms; /* 0 = 2000 */
     uint64_t command_timeout_ms; /* 0 = 5000: the oldest reply may wait this long */
 };
@@ -86,20 +86,24 @@ typedef void (*redis_reply_fn)(struct redis_conn *c, struct redisReply *reply, v
 int redis_conn_send(struct redis_conn *c, struct redis_cmd *cmd, redis_reply_fn fn, void *data);
 /* Replies not yet received. */
 size_t redis_conn_pending(const struct redis_conn *c);
+/* What is queued now must reach the socket before deadline_ms (the loop's
+ * monotonic ms), or the connection is dropped with it unsent: writes made
+ * under a lease never go out after the lease ran out (a process paused
+ * between queueing and writing). The earliest deadline queued counts. */
+void redis_conn_fence(struct redis_conn *c, uint64_t deadline_ms);
 
 /*
  * Subscribe mode (a connection of its own): SUBSCRIBE channel; fn runs for
  * the subscription's confirmation and for every message, with the reply
  * array. -1 when the connection is not up.
  */
-int redis_conn_subscribe(struct redis_conn *c, const char *channel, redis_reply_fn fn,
-                         void *data);
+int redis_conn_subscribe(struct redis_conn *c, const char *channel, redis_reply_fn fn, void *data);
 
 struct redis_conn_stats {
     bool up;
-    uint64_t connects;   /* successful connections */
-    uint64_t losses;     /* connections lost or refused */
-    uint64_t errors;     /* error replies */
+    uint64_t connects;     /* successful connections */
+    uint64_t losses;       /* connections lost or refused */
+    uint64_t errors;       /* error replies */
     int64_t last_error_at; /* wall ms, 0 if none */
     char last_error[192];
 };

@@ -3,7 +3,9 @@
  * HGETALL rx:t:{name} (into the store, with the tickers' own times and
  * versions, so old data is honestly stale) and HGETALL rx:kv:{name} (into
  * the kv, expired values left out), all pipelined; when the last reply is
- * in, the engine hears that loading is over and starts the operators. What
+ * in, the engine hears that loading is over and starts the operators. The
+ * same two requests bring one exchange up to date when this node takes
+ * over its lease (redis_writer_sync). What
  * Redis holds is input like any other: names, tickers and values are
  * validated, and a bad one is skipped and counted, never trusted.
  */
@@ -24,8 +26,17 @@
 /* Members of rx:exchanges we load at most (the registry's own cap). */
 #define WARM_MAX_EXCHANGES 256
 
-struct warm_reply {
+/* Requests answered together: the warm start's, or one exchange's sync. */
+struct warm_group {
     struct redis_writer *w;
+    size_t waiting;
+    bool failed; /* a reply never came (the connection went away) */
+    void (*done)(struct redis_writer *w, bool ok, void *arg);
+    void *arg;
+};
+
+struct warm_reply {
+    struct warm_group *g;
     char name[TICKER_EXCHANGE_MAX];
 };
 
@@ -41,10 +52,11 @@ void redis_warm_done(struct redis_writer *w)
     }
 }
 
-static void one_reply_in(struct redis_writer *w)
+static void one_reply_in(struct warm_group *g)
 {
-    if (w->warm_waiting && --w->warm_waiting == 0) {
-        redis_warm_done(w);
+    if (--g->waiting == 0) {
+        g->done(g->w, !g->failed, g->arg);
+        free(g);
     }
 }
 
@@ -56,9 +68,11 @@ static bool is_pairs(const redisReply *r)
 static void on_tickers(struct redis_conn *c, redisReply *reply, void *data)
 {
     struct warm_reply *wr = data;
-    struct redis_writer *w = wr->w;
+    struct warm_group *g = wr->g;
+    struct redis_writer *w = g->w;
     size_t loaded = 0, bad = 0;
 
+    g->failed |= !reply;
     for (size_t i = 0; is_pairs(reply) && i < reply->elements; i += 2) {
         const redisReply *field = reply->element[i], *value = reply->element[i + 1];
         struct ticker t;
@@ -71,22 +85,24 @@ static void on_tickers(struct redis_conn *c, redisReply *reply, void *data)
             bad++;
         }
     }
-    log_info("redis", "warm start: %s: %zu tickers loaded%s", wr->name, loaded,
+    log_info("redis", "%s: %zu tickers loaded from Redis%s", wr->name, loaded,
              bad ? " (some entries were not valid tickers and were skipped)" : "");
     free(wr);
-    one_reply_in(w);
+    one_reply_in(g);
 }
 
 static void on_kv(struct redis_conn *c, redisReply *reply, void *data)
 {
     struct warm_reply *wr = data;
-    struct redis_writer *w = wr->w;
+    struct warm_group *g = wr->g;
+    struct redis_writer *w = g->w;
     int64_t now = loop_wall_ms();
 
+    g->failed |= !reply;
     for (size_t i = 0; is_pairs(reply) && i < reply->elements; i += 2) {
         const redisReply *field = reply->element[i], *value = reply->element[i + 1];
-        const char *colon = value->type == REDIS_REPLY_STRING ? memchr(value->str, ':', value->len)
-                                                              : NULL;
+        const char *colon =
+            value->type == REDIS_REPLY_STRING ? memchr(value->str, ':', value->len) : NULL;
         if (field->type != REDIS_REPLY_STRING || !colon) {
             continue;
         }
@@ -99,23 +115,48 @@ static void on_kv(struct redis_conn *c, redisReply *reply, void *data)
         kv_load(w->kv, wr->name, field->str, value->str + off, value->len - off, expires, now);
     }
     free(wr);
-    one_reply_in(w);
+    one_reply_in(g);
 }
 
-static void ask(struct redis_writer *w, const char *prefix, const char *name, redis_reply_fn fn)
+static void ask(struct warm_group *g, const char *prefix, const char *name, redis_reply_fn fn)
 {
+    struct redis_writer *w = g->w;
     char key[64];
     struct warm_reply *wr = xmalloc(sizeof *wr);
-    wr->w = w;
+    wr->g = g;
     snprintf(wr->name, sizeof wr->name, "%s", name);
     snprintf(key, sizeof key, "%s%s", prefix, name);
     redis_cmd_adds(&w->cmd, "HGETALL");
     redis_cmd_adds(&w->cmd, key);
     if (redis_conn_send(w->conn, &w->cmd, fn, wr) == 0) {
-        w->warm_waiting++;
+        g->waiting++;
     } else {
+        g->failed = true;
         free(wr);
     }
+}
+
+/* A group whose requests are sent between its creation and group_sent. */
+static struct warm_group *group_new(struct redis_writer *w,
+                                    void (*done)(struct redis_writer *, bool, void *), void *arg)
+{
+    struct warm_group *g = xcalloc(1, sizeof *g);
+    g->w = w;
+    g->waiting = 1; /* held until every request is sent */
+    g->done = done;
+    g->arg = arg;
+    return g;
+}
+
+static void ask_exchange(struct warm_group *g, const char *name)
+{
+    ask(g, "rx:t:", name, on_tickers);
+    ask(g, "rx:kv:", name, on_kv);
+}
+
+static void warm_loaded(struct redis_writer *w, bool ok, void *arg)
+{
+    redis_warm_done(w);
 }
 
 static void on_members(struct redis_conn *c, redisReply *reply, void *data)
@@ -125,18 +166,16 @@ static void on_members(struct redis_conn *c, redisReply *reply, void *data)
     if (!reply) {
         return; /* lost meanwhile: the down callback ends the warm start */
     }
-    w->warm_waiting = 1; /* held until every request below is sent */
-    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i < reply->elements &&
-                       i < WARM_MAX_EXCHANGES;
-         i++) {
+    struct warm_group *g = group_new(w, warm_loaded, NULL);
+    for (size_t i = 0;
+         reply->type == REDIS_REPLY_ARRAY && i < reply->elements && i < WARM_MAX_EXCHANGES; i++) {
         const redisReply *m = reply->element[i];
         if (m->type != REDIS_REPLY_STRING || !ticker_exchange_valid(m->str)) {
             continue;
         }
-        ask(w, "rx:t:", m->str, on_tickers);
-        ask(w, "rx:kv:", m->str, on_kv);
+        ask_exchange(g, m->str);
     }
-    one_reply_in(w);
+    one_reply_in(g);
 }
 
 void redis_warm_load(struct redis_writer *w)
@@ -146,4 +185,27 @@ void redis_warm_load(struct redis_writer *w)
     if (redis_conn_send(w->conn, &w->cmd, on_members, w) < 0) {
         redis_warm_done(w);
     }
+}
+
+struct sync_call {
+    void (*done)(bool ok, void *arg);
+    void *arg;
+};
+
+static void synced(struct redis_writer *w, bool ok, void *arg)
+{
+    struct sync_call *call = arg;
+    call->done(ok, call->arg);
+    free(call);
+}
+
+void redis_writer_sync(struct redis_writer *w, const char *exchange,
+                       void (*done)(bool ok, void *arg), void *arg)
+{
+    struct sync_call *call = xmalloc(sizeof *call);
+    call->done = done;
+    call->arg = arg;
+    struct warm_group *g = group_new(w, synced, call);
+    ask_exchange(g, exchange);
+    one_reply_in(g);
 }

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "board_json.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -76,6 +77,18 @@ static bool keeping_up(const struct redis_writer *w)
     return redis_conn_up(w->conn) && redis_conn_pending(w->conn) < MAX_PENDING;
 }
 
+/* Whether this node writes the exchange now (its lease, with scale-out);
+ * if so, what is queued next is fenced by the lease's deadline. */
+static bool ours(struct redis_writer *w, const char *exchange)
+{
+    uint64_t deadline = 0;
+    if (w->hooks.may_write && !w->hooks.may_write(exchange, &deadline, w->hooks.arg)) {
+        return false;
+    }
+    redis_conn_fence(w->conn, deadline);
+    return true;
+}
+
 /* ---- tickers -------------------------------------------------------------------- */
 
 /* The HSET arguments of one ticker, and its JSON into the event. */
@@ -114,7 +127,8 @@ static void after_tickers(struct redis_writer *w, struct rw_exchange *x, const c
                           struct jbuf *event)
 {
     uint64_t now = loop_now_ms(w->loop);
-    uint64_t every = (uint64_t)x->expire_ms / 2 < EXPIRE_MS ? (uint64_t)x->expire_ms / 2 : EXPIRE_MS;
+    uint64_t every =
+        (uint64_t)x->expire_ms / 2 < EXPIRE_MS ? (uint64_t)x->expire_ms / 2 : EXPIRE_MS;
     if (!x->in_set || now - x->expired_at >= every) {
         char ms[32];
         snprintf(ms, sizeof ms, "%lld", (long long)x->expire_ms);
@@ -162,6 +176,10 @@ static void rewrite(struct redis_writer *w, struct rw_exchange *x)
     struct jbuf event;
     struct rewrite r = {.w = w, .event = &event};
 
+    x->dirty = false;
+    if (!ours(w, x->name)) {
+        return;
+    }
     jbuf_init(&event);
     key_of(key, sizeof key, "rx:t:", x->name);
     w->ex_stale_ms = x->expire_ms / 10;
@@ -176,14 +194,13 @@ static void rewrite(struct redis_writer *w, struct rw_exchange *x)
     } else {
         redis_cmd_reset(&w->cmd);
     }
-    x->dirty = false;
     jbuf_free(&event);
 }
 
 void redis_writer_batch(struct redis_writer *w, const struct ticker *t, const bool *changed,
                         size_t n)
 {
-    if (!w || n == 0) {
+    if (!w || n == 0 || !ours(w, t[0].exchange)) {
         return;
     }
     struct rw_exchange *x = rw_exchange(w, t[0].exchange);
@@ -212,21 +229,15 @@ void redis_writer_batch(struct redis_writer *w, const struct ticker *t, const bo
 
 /* ---- statuses ------------------------------------------------------------------- */
 
-/* What rx:s holds for an exchange: the status as this node sees it. */
+/* What rx:s holds for an exchange: the status as this node sees it, with
+ * the counts its store keeps, for api nodes to show as they are. */
 static void status_json(struct redis_writer *w, const struct board_status *st, struct jbuf *b)
 {
-    jbuf_adds(b, "{\"name\":");
-    jbuf_str(b, st->name);
-    jbuf_adds(b, ",\"state\":");
-    jbuf_str(b, board_state_name(st->state));
-    jbuf_adds(b, ",\"reason\":");
-    jbuf_str(b, st->reason);
-    jbuf_adds(b, ",\"source\":");
-    jbuf_str(b, st->source);
-    jbuf_addf(b, ",\"last_update\":%lld,\"errors\":%llu,\"node_id\":", (long long)st->last_update,
-              (unsigned long long)st->errors);
-    jbuf_str(b, w->cfg->node_id);
-    jbuf_adds(b, "}");
+    struct store_exchange_stats stats;
+    if (store_exchange_stats(w->store, st->name, &stats) != 0) {
+        memset(&stats, 0, sizeof stats);
+    }
+    board_status_json(b, st, stats.tickers, stats.rejects, w->cfg->node_id);
 }
 
 /* Every STATUS_MS: the statuses that changed since they were written. */
@@ -238,6 +249,9 @@ static void write_statuses(struct redis_writer *w)
 
     jbuf_init(&b);
     for (size_t i = 0; i < n && keeping_up(w); i++) {
+        if (!ours(w, st[i].name)) {
+            continue;
+        }
         struct rw_exchange *x = rw_exchange(w, st[i].name);
         jbuf_reset(&b);
         status_json(w, &st[i], &b);
@@ -259,7 +273,7 @@ static void write_statuses(struct redis_writer *w)
 void redis_writer_status(struct redis_writer *w, const char *exchange, const char *state,
                          const char *reason)
 {
-    if (!w || !keeping_up(w)) {
+    if (!w || !keeping_up(w) || !ours(w, exchange)) {
         return; /* the status tick writes it once Redis keeps up */
     }
     struct jbuf b;
@@ -284,6 +298,10 @@ static void write_markets(struct redis_writer *w, struct rw_exchange *x)
     char key[64];
     struct jbuf json;
 
+    x->markets_dirty = false;
+    if (!ours(w, x->name)) {
+        return;
+    }
     key_of(key, sizeof key, "rx:m:", x->name);
     command(w, "DEL", key, NULL);
     if (x->n_markets) {
@@ -306,7 +324,15 @@ static void write_markets(struct redis_writer *w, struct rw_exchange *x)
         redis_conn_send(w->conn, &w->cmd, NULL, NULL);
         jbuf_free(&json);
     }
-    x->markets_dirty = false;
+    struct jbuf event;
+    jbuf_init(&event);
+    jbuf_adds(&event, "{\"type\":\"markets\",\"exchange\":");
+    jbuf_str(&event, x->name);
+    jbuf_adds(&event, ",\"node_id\":");
+    jbuf_str(&event, w->cfg->node_id);
+    jbuf_adds(&event, "}");
+    command(w, "PUBLISH", "rx:u", event.data);
+    jbuf_free(&event);
 }
 
 void redis_writer_markets(struct redis_writer *w, const char *exchange,
@@ -355,7 +381,8 @@ static void write_removal(struct redis_writer *w, const char *exchange)
 
 void redis_writer_removed(struct redis_writer *w, const char *exchange)
 {
-    if (!w) {
+    /* Another node may still scrape it from its own copy of the file. */
+    if (!w || !ours(w, exchange)) {
         return;
     }
     for (size_t i = 0; i < w->n_ex; i++) {
@@ -379,6 +406,20 @@ void redis_writer_removed(struct redis_writer *w, const char *exchange)
     w->removed[w->n_removed++] = xstrdup(exchange);
 }
 
+void redis_writer_owned(struct redis_writer *w, const char *exchange)
+{
+    if (!w) {
+        return;
+    }
+    struct rw_exchange *x = rw_exchange(w, exchange);
+    x->dirty = true;
+    x->markets_dirty = x->markets != NULL;
+    x->kv_dirty = true;
+    x->in_set = false;
+    free(x->status_json);
+    x->status_json = NULL;
+}
+
 /* ---- x.kv, written behind --------------------------------------------------------- */
 
 static void kv_changed(void *arg, const char *exchange, const char *key, const char *value,
@@ -387,6 +428,9 @@ static void kv_changed(void *arg, const char *exchange, const char *key, const c
     struct redis_writer *w = arg;
     char hkey[64], head[32];
 
+    if (!ours(w, exchange)) {
+        return;
+    }
     if (!w->loaded || !keeping_up(w)) {
         rw_exchange(w, exchange)->kv_dirty = true;
         w->health.dropped++;
@@ -412,10 +456,13 @@ static void kv_changed(void *arg, const char *exchange, const char *key, const c
 static void rewrite_kv(struct redis_writer *w, struct rw_exchange *x)
 {
     char hkey[64];
+    x->kv_dirty = false;
+    if (!ours(w, x->name)) {
+        return;
+    }
     key_of(hkey, sizeof hkey, "rx:kv:", x->name);
     command(w, "DEL", hkey, NULL);
     kv_each(w->kv, x->name, loop_wall_ms(), kv_changed, w);
-    x->kv_dirty = false;
 }
 
 /* ---- ticks, the connection's life ---------------------------------------------------- */

@@ -9,8 +9,10 @@
  * JSON; rx:kv:{exchange} hash key -> "<expires_ms>:<value>" (x.kv);
  * channel rx:u carrying {"type":"ticker"|"status"|"removed",...} events.
  *
- * Every emit batch becomes one pipeline: one HSET with all its tickers, a
- * PEXPIRE, one PUBLISH. Serving never depends on it: while Redis is slow
+ * Every emit batch becomes one pipeline: one HSET with all its tickers and
+ * one PUBLISH (the PEXPIRE is refreshed at most once a second). With
+ * leases (scale-out), only the exchanges this node holds are written, each
+ * fenced by its lease's deadline. Serving never depends on it: while Redis is slow
  * (too many replies pending) or away, batches are not sent but their
  * exchange is marked dirty, and once Redis catches up (or comes back) the
  * latest state of every dirty exchange is rewritten from the store, which
@@ -32,6 +34,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "board.h"
 #include "ticker.h"
@@ -52,6 +55,11 @@ struct redis_writer_hooks {
     bool (*runs)(const char *exchange, void *arg);
     /* An orphan's Redis key expired: drop it from memory (store, API). */
     void (*expired)(const char *exchange, void *arg);
+    /* Whether this node may write the exchange now (it holds its lease;
+     * NULL: always), and until when (*deadline_ms, the loop's monotonic ms;
+     * 0: no limit): commands queued under a lease must reach the socket
+     * before it runs out (redis_conn_fence). */
+    bool (*may_write)(const char *exchange, uint64_t *deadline_ms, void *arg);
     void *arg;
 };
 
@@ -75,5 +83,17 @@ void redis_writer_markets(struct redis_writer *w, const char *exchange,
                           const struct board_market *m, size_t n);
 /* An exchange was removed (its file deleted). */
 void redis_writer_removed(struct redis_writer *w, const char *exchange);
+
+/* This node has just taken the exchange's lease: everything of it is
+ * written again from memory (Redis may have lost it, and what another
+ * node left there is older). */
+void redis_writer_owned(struct redis_writer *w, const char *exchange);
+
+/* Loads one exchange's tickers (into the store, never going back in
+ * version) and x.kv values from Redis, then done(ok): ok is false when a
+ * reply never came. For a node taking over a lease: its versions continue
+ * where the last holder's stopped. */
+void redis_writer_sync(struct redis_writer *w, const char *exchange,
+                       void (*done)(bool ok, void *arg), void *arg);
 
 #endif

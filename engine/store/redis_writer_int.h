@@ -16,9 +16,9 @@
 /* What the writer knows of one exchange. */
 struct rw_exchange {
     char name[TICKER_EXCHANGE_MAX];
-    int64_t expire_ms;  /* PEXPIRE of rx:t:{name}: 10 x stale_after_ms */
-    bool dirty;         /* rewrite rx:t:{name} whole from the store */
-    bool in_set;        /* SADD rx:exchanges sent on this connection */
+    int64_t expire_ms;   /* PEXPIRE of rx:t:{name}: 10 x stale_after_ms */
+    bool dirty;          /* rewrite rx:t:{name} whole from the store */
+    bool in_set;         /* SADD rx:exchanges sent on this connection */
     uint64_t expired_at; /* loop ms of the last PEXPIRE */
     bool markets_dirty;
     bool kv_dirty;
@@ -41,8 +41,7 @@ struct redis_writer {
     size_t n_ex, cap_ex;
     char **removed; /* removals to write once Redis is back */
     size_t n_removed;
-    bool loaded;        /* the warm start is over */
-    size_t warm_waiting; /* replies the warm start still waits for */
+    bool loaded; /* the warm start is over */
     uint64_t status_at;
     int64_t ex_stale_ms; /* stale_after_ms of the exchange being rendered */
     struct redis_cmd cmd;

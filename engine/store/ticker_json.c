@@ -103,6 +103,13 @@ static int int_field(const cJSON *o, const char *name, int64_t *out, bool requir
 int ticker_from_json(const char *text, size_t len, struct ticker *t)
 {
     cJSON *o = cJSON_ParseWithLength(text, len);
+    int rc = ticker_from_cjson(o, t);
+    cJSON_Delete(o);
+    return rc;
+}
+
+int ticker_from_cjson(const struct cJSON *o, struct ticker *t)
+{
     int64_t v = 0;
     int rc = -EINVAL;
 
@@ -134,6 +141,5 @@ int ticker_from_json(const char *text, size_t len, struct ticker *t)
     t->v = v > 0 ? (uint64_t)v : 0;
     rc = ticker_validate(t) == TICKER_OK ? 0 : -EINVAL;
 done:
-    cJSON_Delete(o);
     return rc;
 }

@@ -22,5 +22,8 @@ void ticker_json(struct jbuf *b, const struct ticker *t, int64_t generated_ms,
  * returns 0 only for a ticker that passes ticker_validate, else -EINVAL.
  */
 int ticker_from_json(const char *text, size_t len, struct ticker *out);
+/* The same for an object already parsed (an rx:u event's tickers). */
+struct cJSON;
+int ticker_from_cjson(const struct cJSON *o, struct ticker *out);
 
 #endif

@@ -7,6 +7,7 @@ fields (Lua source text per key), for tests that need other settings.
 """
 import os
 import subprocess
+import threading
 import time
 
 import pytest
@@ -222,3 +223,42 @@ def redis_server(tmp_path):
     yield make
     for srv in started:
         srv.kill()
+
+
+class Pusher:
+    """Moves Binance's BTC_USDT on a fake exchange: a new lastPrice in the
+    answer to /api/v3/ticker/24hr?symbol=BTCUSDT every `every` seconds,
+    from a thread, which a fast-polling binance (poll_every 0.1) picks up.
+    Use as a context manager; push() sets one price by hand."""
+
+    def __init__(self, fakex_url, every=0.05, start=7000.0):
+        self.fakex_url = fakex_url
+        self.every = every
+        self.price = start
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+
+    def push(self, last):
+        body = {"askPrice": "99999.00000000", "askQty": "1.00000000",
+                "bidPrice": "1.00000000", "bidQty": "1.00000000", "closeTime": 1586991278494,
+                "lastPrice": f"{last:.2f}", "symbol": "BTCUSDT", "volume": "57857.49485700"}
+        fakex_control(self.fakex_url, "binance", "push", {"rest": {
+            "method": "GET", "path": "/api/v3/ticker/24hr", "query": "symbol=BTCUSDT",
+            "body": body}})
+
+    def loop(self):
+        while not self.stop.is_set():
+            self.price += 1
+            try:
+                self.push(self.price)
+            except Exception:  # noqa: BLE001 - the test's own asserts decide
+                pass
+            self.stop.wait(self.every)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(10)

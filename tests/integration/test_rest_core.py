@@ -16,8 +16,8 @@ import requests
 
 from conftest import ADMIN_TOKEN, TOKEN, wait_until
 
-EXCHANGE_KEYS = {"name", "state", "reason", "source", "pairs", "last_update", "errors",
-                 "rejects", "budget", "file", "loaded_at", "rejected"}
+EXCHANGE_KEYS = {"name", "node_id", "state", "reason", "source", "pairs", "last_update",
+                 "errors", "rejects", "budget", "file", "loaded_at", "rejected"}
 MARKET_KEYS = ["exchange", "symbol", "pair", "base", "quote", "has_data"]
 # `name{labels} value` or `name value`; values as Prometheus writes them.
 METRIC_LINE = re.compile(

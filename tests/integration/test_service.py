@@ -3,6 +3,7 @@ fake exchange, and SIGTERM ends it cleanly with exit 0 (ASan reports leaks
 at exit, so a clean exit also means no leak)."""
 import json
 import os
+import re
 import signal
 import subprocess
 
@@ -109,15 +110,17 @@ def test_operator_check_reports_line(explorer_bin, tmp_path):
     assert "oops.lua:4" in out.stderr
 
 
-def test_unbuilt_roles_refuse_to_start(explorer_bin, tmp_path):
-    """A config must not promise what the binary does not do."""
+@pytest.mark.parametrize("role", ["api", "scraper"])
+def test_split_roles_need_redis(explorer_bin, tmp_path, role):
+    """An api or scraper node shares its work through Redis: without a
+    Redis store it refuses to start, and says why."""
     cfg = tmp_path / "role.lua"
-    cfg.write_text('return { store = "redis://127.0.0.1:6379/0", role = "api", '
-                   'listen = "127.0.0.1:0", tokens = { "test-token-0123456789" } }\n')
+    cfg.write_text(f'return {{ role = "{role}", listen = "127.0.0.1:0", '
+                   'tokens = { "test-token-0123456789" } }\n')
     out = subprocess.run([explorer_bin, "--config", str(cfg)], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 1, out.stderr
-    assert "not built yet" in out.stderr and "role" in out.stderr, out.stderr
+    assert "role" in out.stderr and "redis" in out.stderr.lower(), out.stderr
 
 
 def _author_tree(tmp_path):
@@ -257,4 +260,5 @@ def test_walkthrough(explorer_bin, make_service, tmp_path):
     assert "cbdemo: recorded 1 REST answers and " in out.stderr
     assert '"source":"stream"' in out.stdout
     assert "ok   tests/operators/cbdemo.expected.jsonl (10 tickers)" in out.stdout
-    assert '"name":"cbdemo","state":"streaming"' in out.stdout, out.stdout[-2000:]
+    assert re.search(r'"name":"cbdemo","node_id":"[^"]+","state":"streaming"', out.stdout), \
+        out.stdout[-2000:]

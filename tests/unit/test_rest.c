@@ -381,7 +381,8 @@ static void test_auth(int port, struct res *r)
 static void test_exchanges(int port, struct res *r)
 {
     CHECK_INT_EQ(request(port, "GET", "/v1/exchanges", AUTH_USER, r), 0);
-    CHECK(strstr(r->body, "{\"exchanges\":[{\"name\":\"local\",\"state\":\"polling\"") == r->body);
+    CHECK(strstr(r->body, "{\"exchanges\":[{\"name\":\"local\",\"node_id\":\"") == r->body);
+    CHECK(strstr(r->body, "\",\"state\":\"polling\"") != NULL);
     CHECK(strstr(r->body, "\"pairs\":1,") != NULL);
     CHECK(strstr(r->body, "\"budget\":{\"requests\":60,\"per\":60,\"used\":0,\"waits\":0}"));
     CHECK(strstr(r->body, "\"rejected\":null}],\"store\":{\"kind\":\"memory\"}}") != NULL);
