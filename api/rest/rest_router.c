@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/pct.h"
+
 static const struct rest_route routes[] = {
     {"GET", "/healthz", api_route_healthz, REST_ROUTE_OPS, "/healthz"},
     {"GET", "/readyz", api_route_readyz, REST_ROUTE_OPS, "/readyz"},
@@ -46,44 +48,6 @@ const struct rest_route *rest_route_at(size_t i)
     return i < N_ROUTES ? &routes[i] : NULL;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-/* Percent-decodes s[0..n) into out; a '%' not followed by two hex digits is
- * kept as it is (as libmicrohttpd does). Returns the length, or -1 when it
- * does not fit in cap - 1 bytes. */
-static long decode_segment(const char *s, size_t n, char *out, size_t cap)
-{
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        int hi, lo;
-        if (c == '%' && i + 2 < n && (hi = hex_value(s[i + 1])) >= 0 &&
-            (lo = hex_value(s[i + 2])) >= 0) {
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        }
-        if (o + 1 >= cap) {
-            return -1;
-        }
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return (long)o;
-}
-
 /* Whether the raw path matches pattern; fills param for a {..} segment. */
 static bool path_matches(const char *pattern, const char *path, size_t len, char *param)
 {
@@ -104,11 +68,12 @@ static bool path_matches(const char *pattern, const char *path, size_t len, char
             s_end++;
         }
         if (p_len > 2 && p[0] == '{' && p[p_len - 1] == '}') {
-            if (s_end == s || decode_segment(path + s, s_end - s, param, API_PARAM_MAX) <= 0) {
+            if (s_end == s ||
+                pct_decode(path + s, s_end - s, param, API_PARAM_MAX, false) <= 0) {
                 return false;
             }
         } else {
-            long n = decode_segment(path + s, s_end - s, seg, sizeof seg);
+            long n = pct_decode(path + s, s_end - s, seg, sizeof seg, false);
             if (n < 0 || (size_t)n != p_len || memcmp(seg, p, p_len) != 0) {
                 return false;
             }

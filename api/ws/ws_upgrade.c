@@ -13,6 +13,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/pct.h"
+
 #define GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define KEY_LEN 24
 
@@ -250,43 +252,18 @@ int ws_upgrade_parse(char *head, size_t len, struct ws_upgrade *up)
     return 0;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-/* Decodes value[0..n) into out; -1 when malformed. */
+/* Decodes value[0..n) into out; -1 when malformed or when it holds a
+ * control character (a NUL included). */
 static int decode(const char *v, size_t n, char *out, size_t cap)
 {
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)v[i];
-        if (c == '%') {
-            int hi = i + 2 < n ? hex_digit(v[i + 1]) : -1;
-            int lo = hi >= 0 ? hex_digit(v[i + 2]) : -1;
-            if (lo < 0) {
-                return -1;
-            }
-            c = hi << 4 | lo;
-            i += 2;
-        }
-        if (c < 0x20 || c == 0x7f || o + 1 >= cap) {
+    long len = pct_decode(v, n, out, cap, true);
+    for (long i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)out[i];
+        if (c < 0x20 || c == 0x7f) {
             return -1;
         }
-        out[o++] = (char)c;
     }
-    out[o] = '\0';
-    return 1;
+    return len < 0 ? -1 : 1;
 }
 
 int ws_upgrade_arg(const struct ws_upgrade *up, const char *name, char *out, size_t cap)

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "config/config.h"
 #include "core/backoff.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -489,6 +490,18 @@ void redis_conn_start(struct redis_conn *c)
         loop_timer_start(c->tick, TICK_MS, TICK_MS);
         connect_now(c);
     }
+}
+
+struct redis_conn *redis_conn_for(struct loop *loop, const struct config *cfg, const char *name,
+                                  const struct redis_conn_events *events)
+{
+    struct redis_conn_opts o = {.host = cfg->redis.host,
+                                .port = cfg->redis.port,
+                                .db = cfg->redis.db,
+                                .user = cfg->redis.user,
+                                .password = cfg->redis.password,
+                                .name = name};
+    return redis_conn_new(loop, &o, events);
 }
 
 void redis_conn_free(struct redis_conn *c)

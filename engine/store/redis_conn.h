@@ -27,6 +27,7 @@
 
 #include "core/jbuf.h"
 
+struct config;
 struct loop;
 struct redis_conn;
 struct redisReply;
@@ -53,6 +54,9 @@ struct redis_conn_events {
 };
 
 struct redis_conn *redis_conn_new(struct loop *loop, const struct redis_conn_opts *opts,
+                                  const struct redis_conn_events *events);
+/* The same, to the Redis of cfg's store (name: what it is for, in logs). */
+struct redis_conn *redis_conn_for(struct loop *loop, const struct config *cfg, const char *name,
                                   const struct redis_conn_events *events);
 /* Drops the connection (pending callbacks run with NULL) and frees it.
  * NULL is a no-op. */

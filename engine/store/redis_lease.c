@@ -474,14 +474,8 @@ struct redis_lease *redis_lease_new(struct loop *loop, const struct config *cfg,
     l->fallback = cfg->role == CONFIG_ROLE_ALL;
     l->tick_ms = l->ttl / 10 < 50 ? 50 : l->ttl / 10 > 1000 ? 1000 : l->ttl / 10;
     redis_cmd_init(&l->cmd);
-    struct redis_conn_opts o = {.host = cfg->redis.host,
-                                .port = cfg->redis.port,
-                                .db = cfg->redis.db,
-                                .user = cfg->redis.user,
-                                .password = cfg->redis.password,
-                                .name = "lease"};
     struct redis_conn_events ev = {.up = on_up, .down = on_down, .data = l};
-    l->conn = redis_conn_new(loop, &o, &ev);
+    l->conn = redis_conn_for(loop, cfg, "lease", &ev);
     l->tick = loop_timer_new(loop, on_tick, l);
     l->release_timer = loop_timer_new(loop, on_release_timeout, l);
     return l;

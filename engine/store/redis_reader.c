@@ -622,15 +622,9 @@ struct redis_reader *redis_reader_new(struct loop *loop, const struct config *cf
     r->statuses = statuses;
     r->hooks = *hooks;
     redis_cmd_init(&r->req);
-    struct redis_conn_opts o = {.host = cfg->redis.host,
-                                .port = cfg->redis.port,
-                                .db = cfg->redis.db,
-                                .user = cfg->redis.user,
-                                .password = cfg->redis.password,
-                                .name = "reader"};
-    r->cmd = redis_conn_new(loop, &o, &(struct redis_conn_events){.data = r});
-    o.name = "subscriber";
-    r->sub = redis_conn_new(loop, &o, &(struct redis_conn_events){.up = on_sub_up, .data = r});
+    r->cmd = redis_conn_for(loop, cfg, "reader", &(struct redis_conn_events){.data = r});
+    r->sub = redis_conn_for(loop, cfg, "subscriber",
+                            &(struct redis_conn_events){.up = on_sub_up, .data = r});
     r->poll = loop_timer_new(loop, on_poll, r);
     return r;
 }

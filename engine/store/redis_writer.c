@@ -601,14 +601,8 @@ struct redis_writer *redis_writer_new(struct loop *loop, const struct config *cf
     jbuf_init(&w->event);
     redis_cmd_init(&w->cmd);
     snprintf(w->health.kind, sizeof w->health.kind, "redis");
-    struct redis_conn_opts o = {.host = cfg->redis.host,
-                                .port = cfg->redis.port,
-                                .db = cfg->redis.db,
-                                .user = cfg->redis.user,
-                                .password = cfg->redis.password,
-                                .name = "writer"};
     struct redis_conn_events ev = {.up = on_up, .down = on_down, .data = w};
-    w->conn = redis_conn_new(loop, &o, &ev);
+    w->conn = redis_conn_for(loop, cfg, "writer", &ev);
     w->flush = loop_timer_new(loop, on_flush, w);
     w->orphans = loop_timer_new(loop, on_orphans, w);
     kv_set_hook(kv, kv_changed, w);

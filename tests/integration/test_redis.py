@@ -5,7 +5,6 @@ is killed, paused or misconfigured (it keeps serving from memory)."""
 import json
 import os
 import shutil
-import signal
 import threading
 import time
 
@@ -187,7 +186,7 @@ def test_removed_exchange_leaves_redis(make_service, redis_server, tmp_path):
     srv = redis_server()
     r = srv.client()
     d = ops_copy(tmp_path, ["binance", "kraken"])
-    svc = start(make_service, srv.url(), operators_dir=f'"{d}"')
+    start(make_service, srv.url(), operators_dir=f'"{d}"')
     wait_until(lambda: r.hexists("rx:t:kraken", "BTC_USDT") and
                r.exists("rx:m:kraken"), 60, "kraken in Redis")
     events = r.pubsub()

@@ -171,7 +171,6 @@ def _pointed_at(fakex_url, root, name):
     """operators/<name>.lua with its rest and ws pointed at the fake exchange."""
     text = open(os.path.join(SOURCE, "operators", f"{name}.lua")).read()
     ws_url = fakex_url.replace("http://", "ws://")
-    import re
     text = re.sub(r'\n  rest = "[^"]*"', f'\n  rest = "{fakex_url}/{name}"', text)
     text = re.sub(r'\n  ws = "[^"]*"', f'\n  ws = "{ws_url}/{name}"', text)
     (root / "operators" / f"{name}.lua").write_text(text)
@@ -228,7 +227,6 @@ def test_walkthrough(explorer_bin, make_service, tmp_path):
     folder laid out like the repository (the Coinbase fixtures, the data
     test's harness), with the operator file written from the guide's Lua
     block, against a service that only has operators/lib."""
-    import re
     import shutil
     guide = open(os.path.join(SOURCE, "docs", "operators.md")).read()
     blocks = re.findall(r"```(sh|lua)\n(.*?)```", guide[guide.index("## From scratch"):], re.S)

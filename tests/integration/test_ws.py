@@ -11,18 +11,16 @@ polls every poll_every and emits whether or not its stream is up.
 """
 import asyncio
 import json
-import os
 import re
 import socket
 import struct
-import threading
 import time
 
 import pytest
 import requests
 import websockets
 
-from conftest import FACTOR, TOKEN, fakex_control, operators_config, wait_until
+from conftest import FACTOR, TOKEN, Pusher, fakex_control, operators_config, wait_until
 
 FAST_OPERATORS = operators_config(fields={
     "binance": {"poll_every": "0.1", "budget": "{ requests = 100000, per = 1 }"}})
@@ -179,42 +177,6 @@ def wait_btc(service, exchanges):
                f"BTC_USDT from {exchanges}")
 
 
-class Pusher:
-    """Pushes a new Binance lastPrice every `every` seconds from a thread."""
-
-    def __init__(self, fakex_url, every=0.05, start=7000.0):
-        self.fakex_url = fakex_url
-        self.every = every
-        self.price = start
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.loop, daemon=True)
-
-    def push(self, last):
-        body = {"askPrice": "99999.00000000", "askQty": "1.00000000",
-                "bidPrice": "1.00000000", "bidQty": "1.00000000", "closeTime": 1586991278494,
-                "lastPrice": f"{last:.2f}", "symbol": "BTCUSDT", "volume": "57857.49485700"}
-        fakex_control(self.fakex_url, "binance", "push", {"rest": {
-            "method": "GET", "path": "/api/v3/ticker/24hr", "query": "symbol=BTCUSDT",
-            "body": body}})
-
-    def loop(self):
-        while not self.stop.is_set():
-            self.price += 1
-            try:
-                self.push(self.price)
-            except Exception:  # noqa: BLE001 - the test's own asserts decide
-                pass
-            self.stop.wait(self.every)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(10)
-
-
 @pytest.fixture
 def fakex_reset(fakex_url):
     yield fakex_url
@@ -262,7 +224,7 @@ def test_unknown_path_is_404(service):
 
 def test_malformed_upgrades_get_an_answer(service):
     """Issue 16: these used to be closed without an HTTP answer."""
-    for target in (f"/v1/stream?token=x%00y", f"/v1/stream?token={TOKEN}%00",
+    for target in ("/v1/stream?token=x%00y", f"/v1/stream?token={TOKEN}%00",
                    f"/v1/stream%00?token={TOKEN}"):
         status, headers, body = raw_upgrade(service, target)
         assert status == 400, (target, status)
