@@ -12,12 +12,12 @@
  *     Sec-WebSocket-Key, or with %00 in its URL, without an answer; and it
  *     decodes query names, so ?%74oken= authenticated;
  *   - its write path costs two epoll_ctl calls per message (POLLOUT on
- *     to get the writeable callback, off after it) and a pass through its
- *     service loop: a fan-out that writes each message where it is
- *     rendered, with one send() and no poll change unless the kernel
- *     refuses bytes, spends less per message than a bare libwebsockets
- *     server (tests/bench/fanout's floor run) and keeps the latency of the
- *     last of 500 subscribers of an update within a millisecond or two;
+ *     to get the writeable callback, off after it; a quarter of a bare
+ *     libwebsockets server's time) and a pass through its service loop: a
+ *     fan-out that writes each message where it is rendered, with one
+ *     send() and no poll change unless the kernel refuses bytes, spends
+ *     0.5-0.8x what that bare server does per message (tests/bench/fanout's
+ *     floor run; docs/benchmarks.md);
  *   - what a connection holds is then ours to count: the bytes waiting in
  *     `out` and in the kernel, not an estimate beside a library's buffers.
  * The server side of RFC 6455 is small (a handshake, a frame reader, a

@@ -97,7 +97,7 @@ void ws_session_removed(struct ws_session *s, const char *exchange);
 
 /*
  * The next message to send at `now`, appended to out (so the caller may
- * keep a prefix there, such as libwebsockets' LWS_PRE headroom), with
+ * keep a prefix there, such as the room for a frame header), with
  * tickers described as of wall_ms. Returns 1, or 0 when nothing is due.
  */
 int ws_session_next(struct ws_session *s, uint64_t now, int64_t wall_ms, struct jbuf *out);
