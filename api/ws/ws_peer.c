@@ -253,7 +253,8 @@ bool ws_peer_over_queue(struct ws_server_conn *c, size_t held)
     snprintf(reason, sizeof reason, "slow consumer: %zu bytes queued, ws.max_queue_bytes is %zu",
              held, max);
     c->srv->stats.closed_1008++;
-    log_info("ws_server", "closing a /v1/stream client of %s with 1008: %s", c->ip, reason);
+    log_info("ws_server", "closing a %s client of %s with 1008: %s",
+             c->kind == KIND_STREAM ? "/v1/stream" : "/currency_listener", c->ip, reason);
     ws_peer_close(c, 1008, reason);
     return true;
 }
@@ -510,8 +511,10 @@ static int conn_read(struct ws_server_conn *c)
     if (ws_peer_input(c, (uint8_t *)srv->rbuf, (size_t)n) < 0) {
         return -1;
     }
-    if (c->state == CONN_OPEN && c->kind == KIND_STREAM &&
-        !ws_peer_over_queue(c, ws_peer_bytes(c) + c->kernel)) {
+    /* Every client's limit: a listener's client answers nothing but its
+     * pings are, and a client that sends pings without reading grows out. */
+    if (c->state == CONN_OPEN && !ws_peer_over_queue(c, ws_peer_bytes(c) + c->kernel) &&
+        c->kind == KIND_STREAM) {
         ws_peer_pump(c);
     }
     return 0;

@@ -37,7 +37,7 @@
  * Every SWEEP_ROUND_MS the sweep, a slice of connections every
  * SWEEP_TICK_MS, closes timed-out closes and idle peers (a ping
  * after PING_IDLE_MS of silence, dropped after HANGUP_IDLE_MS), counts
- * what each stream connection holds and closes with 1008 those over
+ * what each connection holds and closes with 1008 those over
  * ws.max_queue_bytes, then, past ws.max_queue_bytes_total in all, the
  * largest holders first; and after clients have released enough memory it
  * hands freed heap pages back to the system (malloc_trim).
@@ -561,7 +561,7 @@ static void enforce_total(struct ws_server *srv)
     }
     v = xmalloc(srv->n_conns * sizeof *v);
     for (struct ws_server_conn *c = srv->conns; c; c = c->next) {
-        if (c->session && c->state == CONN_OPEN) {
+        if (c->state == CONN_OPEN) {
             v[n++] = c;
         }
     }
@@ -573,8 +573,9 @@ static void enforce_total(struct ws_server *srv)
                  srv->queue_total, cap);
         srv->queue_total -= v[i]->held;
         srv->stats.closed_1008++;
-        log_info("ws_server", "closing a /v1/stream client of %s (%zu bytes) with 1008: %s",
-                 v[i]->ip, v[i]->held, reason);
+        log_info("ws_server", "closing a %s client of %s (%zu bytes) with 1008: %s",
+                 v[i]->kind == KIND_STREAM ? "/v1/stream" : "/currency_listener", v[i]->ip,
+                 v[i]->held, reason);
         ws_peer_close(v[i], 1008, reason);
     }
     free(v);
@@ -617,13 +618,12 @@ static void sweep_one(struct ws_server *srv, struct ws_server_conn *c, uint64_t 
         c->ping_sent = true;
         ws_peer_control(c, WS_FRAME_PING, "", 0);
     }
-    if (!c->session) {
-        return;
+    if (c->session) {
+        struct ws_session_stats st;
+        ws_session_stats(c->session, &st);
+        c->conflated_seen = st.conflated;
+        srv->round_conflated += st.conflated;
     }
-    struct ws_session_stats st;
-    ws_session_stats(c->session, &st);
-    c->conflated_seen = st.conflated;
-    srv->round_conflated += st.conflated;
     if (c->wrote || ws_peer_blocked(c)) {
         c->kernel = ws_peer_kernel_unsent(c);
         c->wrote = false;

@@ -26,10 +26,10 @@
  * ws_frame.h) closes the connection with 1002 (1007 for text that is not
  * UTF-8); a message over ws.max_message_bytes with 1009.
  *
- * Memory: what a stream connection holds — its session's heap bytes
- * (replies and snapshots waiting, keys, subscriptions), its buffers, and
- * what the kernel has not sent on its socket — is counted as the allocator
- * and the kernel hold it. Past ws.max_queue_bytes the connection is closed
+ * Memory: what a connection holds — a stream's session's heap bytes
+ * (replies and snapshots waiting, keys, subscriptions), its buffers (pongs
+ * a client did not read included), and what the kernel has not sent on its
+ * socket — is counted as the allocator and the kernel hold it. Past ws.max_queue_bytes the connection is closed
  * with 1008 (checked after its messages, when its socket refuses bytes and
  * once a second); past ws.max_queue_bytes_total across all connections the
  * ones holding the most are closed with 1008 first, until the rest fit
@@ -106,7 +106,7 @@ struct ws_server_stats {
     uint64_t conflated;    /* publishes folded into a rate still waiting */
     uint64_t closed_1008;  /* slow consumers (ws.max_queue_bytes, ws.max_queue_bytes_total) */
     uint64_t closed_1009;  /* inbound message over ws.max_message_bytes */
-    uint64_t queue_bytes;  /* bytes stream connections held at the last sweep (1 s) */
+    uint64_t queue_bytes;  /* bytes connections held at the last sweep (1 s) */
 };
 void ws_server_stats(const struct ws_server *ws, struct ws_server_stats *out);
 

@@ -92,7 +92,7 @@ struct ws_server {
     char *rbuf; /* reads land here */
     size_t rbuf_cap;
     struct jbuf tx;     /* the frames of one burst */
-    size_t queue_total; /* what stream connections held at the last sweep */
+    size_t queue_total; /* what connections held at the last sweep */
     size_t heap_high;   /* their heap bytes at the highest sweep since the last trim */
     size_t released;    /* bytes closed connections released since the last trim */
     uint64_t conflated; /* open sessions' conflated publishes, at the last sweep */

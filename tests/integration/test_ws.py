@@ -538,6 +538,19 @@ def test_total_queue_cap_closes_largest_first(make_service):
     big.close()
 
 
+def test_listener_client_that_never_reads_is_closed(make_service):
+    """A /currency_listener client answers nothing but its pings are: one that
+    sends pings without reading makes the server hold the pongs, and is
+    held to ws.max_queue_bytes like a /v1/stream client."""
+    service = make_service(ws="{ max_queue_bytes = 65536 }")
+    s = raw_ws(service, f"/currency_listener?token={TOKEN}", rcvbuf=4096)
+    s.sendall(frame(b"p" * 100, opcode=9) * 20000)
+    wait_until(lambda: "/currency_listener client" in service.log(), 30, "the listener's 1008")
+    code, reason, _ = read_until_close(s)
+    assert code == 1008 and "ws.max_queue_bytes" in reason
+    s.close()
+
+
 def rss_kb(pid):
     with open(f"/proc/{pid}/status") as f:
         return int(re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M).group(1))
