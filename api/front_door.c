@@ -1,12 +1,12 @@
 /*
  * front_door: accept, peek at the head, hand off.
  *
- * The REST server (libmicrohttpd) and the WebSocket server (libwebsockets)
- * share one port. Neither can share a listen socket, but both adopt an
- * accepted one and read the request from its start, so the front door only
- * looks: it peeks (MSG_PEEK) until it has a whole head, decides from one
- * header which server it belongs to and hands the fd over with the head still
- * queued. The rules below are the measured traps of notes/one-port.md.
+ * The REST server (libmicrohttpd) and the WebSocket server (api/ws, our
+ * own on the loop) share one port. Neither shares a listen socket, but both
+ * adopt an accepted one and read the request from its start, so the front
+ * door only looks: it peeks (MSG_PEEK) until it has a whole head, decides
+ * from one header which server it belongs to and hands the fd over with the
+ * head still queued. The rules below are the measured traps of notes/one-port.md.
  *
  * The fast path. Each wake-up of the listen socket accepts up to
  * max_accepts_per_wake connections and peeks once at each. A head that has
@@ -29,10 +29,11 @@
  *
  * Hand-off. Before ops->rest or ops->ws gets the fd: SO_RCVLOWAT goes back to
  * 1 (with it left at n + 1, a small WebSocket frame after a slow head never
- * woke libwebsockets), and our loop_io is freed, which takes the fd out of
- * epoll at once (with it still registered, libwebsockets' own poll failed
- * with EEXIST and libuv aborted). From then on the fd is the receiver's: it
- * closes it even when it cannot adopt it, and we never touch it again.
+ * woke the receiver), and our loop_io is freed, which takes the fd out of
+ * epoll at once (with it still registered, the receiver's own watch would
+ * fail with EEXIST; libuv aborts on that). From then on the fd is the
+ * receiver's: it closes it even when it cannot adopt it, and we never touch
+ * it again.
  *
  * Refusals. 431 (max_head_bytes without an end of head), 408 (head timeout),
  * 400 (a malformed request or header line: front_door_scan) and 501 (a
