@@ -78,7 +78,9 @@ static void flush_changes(struct engine *e)
 
 static void on_iteration(struct loop_check *check, void *arg)
 {
-    flush_changes(arg);
+    struct engine *e = arg;
+    redis_writer_flush(e->redis);
+    flush_changes(e);
 }
 
 static void on_flush_again(struct loop_timer *timer, void *arg)

@@ -20,6 +20,7 @@
 
 #include "board_json.h"
 #include "config/config.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/xalloc.h"
@@ -66,9 +67,62 @@ struct rw_exchange *rw_exchange(struct redis_writer *w, const char *name)
     return x;
 }
 
+/* ---- the pass's keys ------------------------------------------------------------ */
+
+static void keys_free(struct rw_keys *k)
+{
+    free(k->t);
+    free(k->slot);
+    memset(k, 0, sizeof *k);
+}
+
+static void keys_clear(struct rw_keys *k)
+{
+    if (k->n) {
+        memset(k->slot, 0, k->slot_cap * sizeof *k->slot);
+        k->n = 0;
+    }
+}
+
+static void keys_grow(struct rw_keys *k)
+{
+    k->cap = k->cap ? k->cap * 2 : 16;
+    k->t = xrealloc(k->t, k->cap * sizeof *k->t);
+    free(k->slot);
+    k->slot_cap = k->cap * 2;
+    k->slot = xcalloc(k->slot_cap, sizeof *k->slot);
+    for (size_t i = 0; i < k->n; i++) {
+        const char *pair = k->t[i].pair;
+        size_t s = hash_bytes(HASH_FNV_OFFSET, pair, strlen(pair)) & (k->slot_cap - 1);
+        while (k->slot[s]) {
+            s = (s + 1) & (k->slot_cap - 1);
+        }
+        k->slot[s] = (uint32_t)i + 1;
+    }
+}
+
+/* A later ticker of a pair already noted replaces it in its place. */
+static void keys_add(struct rw_keys *k, const struct ticker *t)
+{
+    if (k->n == k->cap) {
+        keys_grow(k);
+    }
+    size_t s = hash_bytes(HASH_FNV_OFFSET, t->pair, strlen(t->pair)) & (k->slot_cap - 1);
+    for (; k->slot[s]; s = (s + 1) & (k->slot_cap - 1)) {
+        struct ticker *had = &k->t[k->slot[s] - 1];
+        if (strcmp(had->pair, t->pair) == 0) {
+            *had = *t;
+            return;
+        }
+    }
+    k->t[k->n] = *t;
+    k->slot[s] = (uint32_t)++k->n;
+}
+
 static void forget(struct redis_writer *w, struct rw_exchange *x)
 {
     free(x->markets);
+    keys_free(&x->keys);
     *x = w->ex[--w->n_ex];
 }
 
@@ -87,6 +141,13 @@ static bool ours(struct redis_writer *w, const char *exchange)
     }
     redis_conn_fence(w->conn, deadline);
     return true;
+}
+
+/* The same question with nothing to queue yet. */
+static bool may_write(struct redis_writer *w, const char *exchange)
+{
+    uint64_t deadline = 0;
+    return !w->hooks.may_write || w->hooks.may_write(exchange, &deadline, w->hooks.arg);
 }
 
 /* ---- tickers -------------------------------------------------------------------- */
@@ -200,7 +261,7 @@ static void rewrite(struct redis_writer *w, struct rw_exchange *x)
 void redis_writer_batch(struct redis_writer *w, const struct ticker *t, const bool *changed,
                         size_t n)
 {
-    if (!w || n == 0 || !ours(w, t[0].exchange)) {
+    if (!w || n == 0 || !may_write(w, t[0].exchange)) {
         return;
     }
     struct rw_exchange *x = rw_exchange(w, t[0].exchange);
@@ -210,21 +271,52 @@ void redis_writer_batch(struct redis_writer *w, const struct ticker *t, const bo
         return;
     }
     if (x->dirty) {
-        rewrite(w, x); /* the store has this batch too */
+        return; /* the flush tick rewrites it whole from the store, this batch too */
+    }
+    for (size_t i = 0; i < n; i++) {
+        keys_add(&x->keys, &t[i]);
+    }
+}
+
+/* One exchange's tickers stored this pass: one HSET, one PUBLISH. */
+static void write_keys(struct redis_writer *w, struct rw_exchange *x)
+{
+    struct rw_keys *k = &x->keys;
+    char key[64];
+
+    if (x->dirty || !ours(w, x->name)) {
         return;
     }
-    char key[64];
+    if (!keeping_up(w)) {
+        x->dirty = true;
+        w->health.dropped++;
+        return;
+    }
     key_of(key, sizeof key, "rx:t:", x->name);
     w->ex_stale_ms = x->expire_ms / 10;
     jbuf_reset(&w->json);
     event_start(w, &w->event, x->name);
     redis_cmd_adds(&w->cmd, "HSET");
     redis_cmd_adds(&w->cmd, key);
-    for (size_t i = 0; i < n; i++) {
-        add_ticker(w, &t[i], &w->event);
+    for (size_t i = 0; i < k->n; i++) {
+        add_ticker(w, &k->t[i], &w->event);
     }
-    redis_conn_send(w->conn, &w->cmd, on_tickers_written, (void *)(uintptr_t)n);
+    redis_conn_send(w->conn, &w->cmd, on_tickers_written, (void *)(uintptr_t)k->n);
     after_tickers(w, x, key, &w->event);
+}
+
+void redis_writer_flush(struct redis_writer *w)
+{
+    if (!w) {
+        return;
+    }
+    for (size_t i = 0; i < w->n_ex; i++) {
+        struct rw_exchange *x = &w->ex[i];
+        if (x->keys.n) {
+            write_keys(w, x);
+            keys_clear(&x->keys);
+        }
+    }
 }
 
 /* ---- statuses ------------------------------------------------------------------- */
@@ -630,6 +722,7 @@ void redis_writer_free(struct redis_writer *w)
     for (size_t i = 0; i < w->n_ex; i++) {
         free(w->ex[i].markets);
         free(w->ex[i].status_json);
+        keys_free(&w->ex[i].keys);
     }
     free(w->ex);
     for (size_t i = 0; i < w->n_removed; i++) {

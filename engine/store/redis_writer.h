@@ -9,8 +9,11 @@
  * JSON; rx:kv:{exchange} hash key -> "<expires_ms>:<value>" (x.kv);
  * channel rx:u carrying {"type":"ticker"|"status"|"removed",...} events.
  *
- * Every emit batch becomes one pipeline: one HSET with all its tickers and
- * one PUBLISH (the PEXPIRE is refreshed at most once a second). With
+ * What a loop pass's emit batches stored goes out at the end of the pass,
+ * per exchange one HSET with each pair once at its latest value and one
+ * PUBLISH (the PEXPIRE is refreshed at most once a second): a burst of
+ * frames read in one pass costs Redis, and the loop, one pipeline, not one
+ * per frame, and no value is lost, since Redis holds only the latest. With
  * leases (scale-out), only the exchanges this node holds are written, each
  * fenced by its lease's deadline. Serving never depends on it: while Redis is slow
  * (too many replies pending) or away, batches are not sent but their
@@ -72,9 +75,14 @@ void redis_writer_free(struct redis_writer *w);
 /* Connects, loads, then calls hooks.loaded; keeps writing from then on. */
 void redis_writer_start(struct redis_writer *w);
 
-/* One emit batch of one exchange (the op_env on_batch). */
+/* One emit batch of one exchange (the op_env on_batch): its pairs are
+ * noted, and written at the pass's redis_writer_flush. */
 void redis_writer_batch(struct redis_writer *w, const struct ticker *t, const bool *changed,
                         size_t n);
+/* Once per loop pass, after its callbacks: what the pass's batches stored
+ * goes out, per exchange one HSET (each pair once, at its latest value)
+ * and one PUBLISH. */
+void redis_writer_flush(struct redis_writer *w);
 /* An operator changed state (the op_env on_status). */
 void redis_writer_status(struct redis_writer *w, const char *exchange, const char *state,
                          const char *reason);

@@ -13,6 +13,16 @@
 #include "core/jbuf.h"
 #include "redis_conn.h"
 
+/* The tickers of one exchange stored during this loop pass, the latest of
+ * each pair once, in the order the pairs came: an open-addressing set over
+ * a list. */
+struct rw_keys {
+    struct ticker *t;
+    size_t n, cap;
+    uint32_t *slot; /* index + 1 into t, 0 = empty; slot_cap a power of two */
+    size_t slot_cap;
+};
+
 /* What the writer knows of one exchange. */
 struct rw_exchange {
     char name[TICKER_EXCHANGE_MAX];
@@ -25,6 +35,7 @@ struct rw_exchange {
     struct board_market *markets; /* the last list, for rewrites */
     size_t n_markets;
     char *status_json; /* as last written to rx:s */
+    struct rw_keys keys; /* stored this pass, written at redis_writer_flush */
 };
 
 struct redis_writer {
