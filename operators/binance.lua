@@ -48,7 +48,8 @@ local TIMEOUT_S = 15
 
 -- Filled by markets() and read by poll(): both run in this operator's own
 -- Lua state, so an upvalue is enough (markets() runs again on every load).
-local mk = nil     -- { idx = market.index(...), halted = {symbol = true} }
+-- lib/market.lua's index; halted symbols are named to it (known, not new).
+local idx = nil
 
 local DEFAULT_STREAMS_PER_CONN = 200
 local MAX_STREAMS_PER_CONN = 1024 -- Binance closes a connection asking for more
@@ -78,17 +79,12 @@ end
 
 local function load_markets(x)
   local doc = get_json(x, "/api/v3/exchangeInfo", nil, "exchangeInfo")
-  local halted = {}
-  local idx = market.index(x, type(doc) == "table" and doc.symbols, function(s)
-    if s.status ~= "TRADING" then
-      -- Listed but not trading (BREAK, delisted): known, so poll_all leaves
-      -- it out rather than have the engine count it as unmapped.
-      if type(s.symbol) == "string" then halted[s.symbol] = true end
-      return nil, "not trading"
-    end
+  idx = market.index(x, type(doc) == "table" and doc.symbols, function(s)
+    -- Listed but not trading (BREAK, delisted): named, so that poll_all
+    -- leaves it out rather than have the engine count it as unmapped.
+    if s.status ~= "TRADING" then return nil, "not trading", s.symbol end
     return { symbol = s.symbol, base = s.baseAsset, quote = s.quoteAsset }
   end, "exchangeInfo")
-  mk = { idx = idx, halted = halted }
   return idx.list
 end
 
@@ -129,22 +125,13 @@ local function symbol_ticker(x, sym)
   })
 end
 
--- One symbol failing must not hold back the others' data.
-local function poll_per_symbol(x, symbols)
-  batch.emit_each(x, symbols, function(sym) return symbol_ticker(x, sym) end, "symbols")
-end
-
--- All symbols in one request; `only` (a set) narrows it to a long allow-list.
-local function poll_all(x, only)
-  local doc = get_json(x, "/api/v3/ticker/24hr", nil, "ticker/24hr")
-  if type(doc) ~= "table" or (doc[1] == nil and next(doc) ~= nil) then
-    error("ticker/24hr: expected an array", 0)
-  end
+-- All symbols in one request; emits those keep() wants (market.keeper).
+local function poll_all(x, keep)
+  local doc = rest.array(get_json(x, "/api/v3/ticker/24hr", nil, "ticker/24hr"), "ticker/24hr")
   local list = {}
   for _, t in ipairs(doc) do
     local sym = type(t) == "table" and t.symbol
-    -- Halted symbols are known, not new: leave them out of the unmapped count.
-    if type(sym) == "string" and not mk.halted[sym] and (not only or only[sym]) then
+    if type(sym) == "string" and keep(sym) then
       list[#list + 1] = without_stream_fields({
         symbol = sym,
         bid = dec(t.bidPrice), ask = dec(t.askPrice),
@@ -157,18 +144,13 @@ local function poll_all(x, only)
 end
 
 local function poll(x)
-  if not mk then load_markets(x) end -- markets() normally ran at load
-  local symbols, narrowed = market.targets(x, mk.idx)
-  if not narrowed then
-    return poll_all(x, nil)
+  if not idx then load_markets(x) end -- markets() normally ran at load
+  local symbols, narrowed = market.targets(x, idx)
+  if narrowed and #symbols <= options.number(x, "per_symbol_max", DEFAULT_PER_SYMBOL_MAX) then
+    -- One symbol failing must not hold back the others' data.
+    return batch.emit_each(x, symbols, function(sym) return symbol_ticker(x, sym) end, "symbols")
   end
-  local limit = options.number(x, "per_symbol_max", DEFAULT_PER_SYMBOL_MAX)
-  if #symbols <= limit then
-    return poll_per_symbol(x, symbols)
-  end
-  local only = {}
-  for _, sym in ipairs(symbols) do only[sym] = true end
-  return poll_all(x, only)
+  return poll_all(x, market.keeper(idx, symbols, narrowed))
 end
 
 -- ---------------------------------------------------------------------------
@@ -178,12 +160,11 @@ end
 -- One socket per options.streams_per_conn symbols, the streams in the URL
 -- (no SUBSCRIBE needed, so a reconnect resubscribes by itself).
 local function connections(x, markets)
-  if not mk then load_markets(x) end
-  local symbols = market.targets(x, mk.idx)
+  if not idx then load_markets(x) end
+  local symbols = market.targets(x, idx)
   local per = options.integer(x, "streams_per_conn", DEFAULT_STREAMS_PER_CONN, 1, MAX_STREAMS_PER_CONN)
-  local ws = stream.url(x)
+  local prefix = stream.url(x, "/stream?streams=")
   local max_url = options.integer(x, "max_url_bytes", DEFAULT_MAX_URL_BYTES, 256)
-  local prefix = ws:gsub("/+$", "") .. "/stream?streams="
   local list, names, syms, len = {}, {}, {}, #prefix
   local function flush()
     if #names == 0 then return end
@@ -192,18 +173,14 @@ local function connections(x, markets)
     list[id] = { id = id, symbols = syms, url = prefix .. table.concat(names, "/") }
     names, syms, len = {}, {}, #prefix
   end
-  for _, sym in ipairs(symbols) do
-    -- Stream names are lower-case symbols; Binance symbols are [A-Z0-9].
-    if sym:match("^%w+$") then
-      local name = string.lower(sym) .. "@bookTicker"
-      if #names > 0 and len + 1 + #name > max_url then flush() end
-      names[#names + 1] = name
-      syms[#syms + 1] = sym
-      len = len + (#names > 1 and 1 or 0) + #name
-      if #names >= per then flush() end
-    else
-      x.log.warn("stream: symbol " .. sym:sub(1, 40) .. " cannot be named in a stream URL; skipped")
-    end
+  -- Stream names are lower-case symbols; Binance symbols are [A-Z0-9].
+  for _, sym in ipairs(stream.nameable(x, symbols, "^%w+$", "a stream URL")) do
+    local name = string.lower(sym) .. "@bookTicker"
+    if #names > 0 and len + 1 + #name > max_url then flush() end
+    names[#names + 1] = name
+    syms[#syms + 1] = sym
+    len = len + (#names > 1 and 1 or 0) + #name
+    if #names >= per then flush() end
   end
   flush()
   x.log.info("stream: " .. #symbols .. " bookTicker streams on " .. #list .. " connection(s)")

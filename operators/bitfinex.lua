@@ -82,7 +82,7 @@ local ERR_DUPLICATE = 10301         -- "subscribe: dup": already subscribed, dat
 
 -- Filled by markets() and read by the others (same Lua state, rerun at every
 -- load): the lib/market.lua index of the tradable pairs.
-local mk = nil
+local idx = nil
 
 -- Stream coverage, shared by the stream callbacks and poll() (lib/stream.lua):
 -- which socket subscribes each symbol, whether its current connection
@@ -131,8 +131,9 @@ end
 
 local function load_markets(x)
   local doc = get_json(x, "/v2/conf/pub:list:pair:exchange", nil, "conf/pub:list:pair:exchange")
-  mk = market.index(x, type(doc) == "table" and doc[1] or nil, read_pair, "conf/pub:list:pair:exchange")
-  return mk.list
+  idx = market.index(x, type(doc) == "table" and doc[1] or nil, read_pair,
+    "conf/pub:list:pair:exchange")
+  return idx.list
 end
 
 -- The ticker whose 10 fields start after `off` leading entries (0 for a
@@ -159,37 +160,25 @@ local function symbol_ticker(x, sym)
   return ticker(sym, t, 0)
 end
 
--- One symbol failing must not hold back the others' data.
-local function poll_each(x, need)
-  batch.emit_each(x, need, function(sym) return symbol_ticker(x, sym) end, "symbols")
-end
-
--- Every ticker in one request, keeping the needed symbols and, without an
--- allow-list, the trading symbols the markets do not list (unmapped).
-local function poll_all(x, need, narrowed)
-  local doc = get_json(x, "/v2/tickers", { symbols = "ALL" }, "tickers")
-  if type(doc) ~= "table" or (doc[1] == nil and next(doc) ~= nil) then
-    error("tickers: expected an array", 0)
-  end
-  local wanted = {}
-  for _, sym in ipairs(need) do wanted[sym] = true end
+-- Every ticker in one request; emits the trading symbols keep() wants
+-- (market.keeper), except what the stream delivered meanwhile.
+local function poll_all(x, keep)
+  local doc = rest.array(get_json(x, "/v2/tickers", { symbols = "ALL" }, "tickers"), "tickers")
   local list = {}
   for _, row in ipairs(doc) do
     local sym = type(row) == "table" and row[1]
     -- "t..." trading pairs only: "f..." rows are funding tickers.
-    if type(sym) == "string" and sym:sub(1, 1) == "t" and not is_test_symbol(sym) then
-      local listed = mk.by_symbol[sym] ~= nil
-      if listed and wanted[sym] and not coverage:covered(sym) or not listed and not narrowed then
-        list[#list + 1] = ticker(sym, row, 1)
-      end
+    if type(sym) == "string" and sym:sub(1, 1) == "t" and not is_test_symbol(sym)
+        and keep(sym) and not coverage:covered(sym) then
+      list[#list + 1] = ticker(sym, row, 1)
     end
   end
   x.emit_many(list)
 end
 
 local function poll(x)
-  if not mk then load_markets(x) end -- markets() normally ran at load
-  local symbols, narrowed = market.targets(x, mk)
+  if not idx then load_markets(x) end -- markets() normally ran at load
+  local symbols, narrowed = market.targets(x, idx)
   -- The target pairs the stream does not deliver (with poll_fallback =
   -- false: those no socket subscribes).
   local need = coverage:to_poll(x, symbols)
@@ -197,9 +186,10 @@ local function poll(x)
     return -- the stream delivers every pair
   end
   if #need <= options.integer(x, "per_symbol_max", DEFAULT_PER_SYMBOL_MAX, 0) then
-    return poll_each(x, need)
+    -- One symbol failing must not hold back the others' data.
+    return batch.emit_each(x, need, function(sym) return symbol_ticker(x, sym) end, "symbols")
   end
-  return poll_all(x, need, narrowed)
+  return poll_all(x, market.keeper(idx, need, narrowed))
 end
 
 -- ---------------------------------------------------------------------------
@@ -207,17 +197,11 @@ end
 -- ---------------------------------------------------------------------------
 
 local function connections(x, markets)
-  if not mk then load_markets(x) end
-  local url = stream.url(x):gsub("/+$", "") .. "/ws/2"
-  local symbols = market.targets(x, mk)
+  if not idx then load_markets(x) end
+  local url = stream.url(x, "/ws/2")
+  local symbols = market.targets(x, idx)
   local per = options.integer(x, "symbols_per_conn", MAX_CHANNELS_PER_CONN, 1, MAX_CHANNELS_PER_CONN)
-  local list = coverage:plan(symbols, per, function(id, part)
-    local asked = {}
-    for _, sym in ipairs(part) do asked[sym] = true end
-    return { id = id, url = url, symbols = part, asked = asked }
-  end)
-  x.log.info("stream: " .. #symbols .. " ticker subscriptions on " .. #list .. " connection(s)")
-  return list
+  return coverage:connections(x, url, symbols, per, "ticker subscriptions")
 end
 
 -- Runs after every (re)connect: subscribe again; what the previous
@@ -245,7 +229,8 @@ local function on_event(x, ws, doc, conn)
   local ev = doc.event
   if ev == "subscribed" then
     local map = chans[conn.id]
-    if map and doc.channel == "ticker" and conn.asked[doc.symbol] and type(doc.chanId) == "number" then
+    if map and doc.channel == "ticker" and coverage:subscribes(conn.id, doc.symbol)
+        and type(doc.chanId) == "number" then
       map[doc.chanId] = doc.symbol
     end
   elseif ev == "error" and doc.code ~= ERR_DUPLICATE then

@@ -88,12 +88,8 @@ end
 -- Every pair in one request; `only` (a set of symbols) narrows it to a long
 -- allow-list.
 local function poll_all(x, only)
-  local doc = get_json(x, "/api/v2/ticker/", "ticker")
-  if type(doc) ~= "table" or (doc[1] == nil and next(doc) ~= nil) then
-    error("ticker: expected an array", 0)
-  end
   local list = {}
-  for _, t in ipairs(doc) do
+  for _, t in ipairs(rest.array(get_json(x, "/api/v2/ticker/", "ticker"), "ticker")) do
     local name = type(t) == "table" and t.pair
     if type(name) == "string" and not mk.disabled[name] then
       local sym = mk.by_name[name]
@@ -115,9 +111,7 @@ local function poll(x)
     -- One pair failing must not hold back the others' data.
     return batch.emit_each(x, symbols, function(sym) return pair_ticker(x, sym) end, "pairs")
   end
-  local only = {}
-  for _, sym in ipairs(symbols) do only[sym] = true end
-  return poll_all(x, only)
+  return poll_all(x, batch.set(symbols))
 end
 
 return {

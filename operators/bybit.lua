@@ -159,9 +159,7 @@ local function poll(x)
   if #need <= options.integer(x, "per_symbol_max", DEFAULT_PER_SYMBOL_MAX, 1) then
     return batch.emit_each(x, need, function(sym) return poll_one(x, sym) end, "symbols")
   end
-  local only = {}
-  for _, sym in ipairs(need) do only[sym] = true end
-  return poll_all(x, only)
+  return poll_all(x, batch.set(need))
 end
 
 -- ---------------------------------------------------------------------------
@@ -170,14 +168,10 @@ end
 
 local function connections(x, markets)
   if not idx then load_markets(x) end
-  local url = stream.url(x):gsub("/+$", "") .. SPOT_PATH
+  local url = stream.url(x, SPOT_PATH)
   local symbols = market.targets(x, idx)
   local per = options.integer(x, "symbols_per_conn", DEFAULT_SYMBOLS_PER_CONN, 1)
-  local list = coverage:plan(symbols, per, function(id, part)
-    return { id = id, url = url, symbols = part }
-  end)
-  x.log.info("stream: " .. #symbols .. " symbols (orderbook.1 + tickers) on " .. #list .. " connection(s)")
-  return list
+  return coverage:connections(x, url, symbols, per, "symbols (orderbook.1 + tickers)")
 end
 
 -- Runs after every (re)connect: what the previous connection built and

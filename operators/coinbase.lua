@@ -206,11 +206,7 @@ local function connections(x, markets)
   local url = stream.url(x)
   local ids = targets(x) -- only what /products lists: see the top of the file
   local per = math.floor(options.number(x, "products_per_conn", DEFAULT_PRODUCTS_PER_CONN, 1, 10000))
-  local list = coverage:plan(ids, per, function(id, products)
-    return { id = id, url = url, products = products }
-  end)
-  x.log.info("stream: " .. #ids .. " ticker products on " .. #list .. " connection(s)")
-  return list
+  return coverage:connections(x, url, ids, per, "ticker products")
 end
 
 -- Runs after every (re)connect: subscribe again; what the previous
@@ -219,8 +215,8 @@ local function on_open(x, ws, conn)
   coverage:opened(conn.id)
   stream.send_json(x, ws, {
     type = "subscribe",
-    product_ids = conn.products,
-    channels = { "ticker", { name = "heartbeat", product_ids = { conn.products[1] } } },
+    product_ids = conn.symbols,
+    channels = { "ticker", { name = "heartbeat", product_ids = { conn.symbols[1] } } },
   }, "subscribe")
 end
 

@@ -104,22 +104,20 @@ local function poll(x)
   if not idx then load_markets(x) end -- markets() normally ran at load
   local symbols, narrowed = market.targets(x, idx)
   -- Without the fallback, nothing a socket subscribes is asked for.
-  local need = coverage:uncovered(symbols, options.flag(x, "poll_fallback"))
+  local need = coverage:to_poll(x, symbols)
   if #need == 0 then
     return -- the stream delivers every instrument
   end
+  local keep = market.keeper(idx, need, narrowed)
   local result = get_ok(x, "/exchange/v1/public/get-tickers", "get-tickers")
   if type(result.data) ~= "table" then
     error("get-tickers: no data array", 0)
   end
-  local wanted = {}
-  for _, sym in ipairs(need) do wanted[sym] = true end
   local list = {}
   for _, d in ipairs(result.data) do
     local sym = type(d) == "table" and d.i
     -- Checked when the answer arrives: the stream may have delivered meanwhile.
-    if type(sym) == "string" and not coverage:covered(sym)
-        and (wanted[sym] or not narrowed and not idx.by_symbol[sym]) then
+    if type(sym) == "string" and keep(sym) and not coverage:covered(sym) then
       list[#list + 1] = ticker(d)
     end
   end
@@ -132,16 +130,10 @@ end
 
 local function connections(x, markets)
   if not idx then load_markets(x) end
-  local url = stream.url(x):gsub("/+$", "") .. "/exchange/v1/market"
+  local url = stream.url(x, "/exchange/v1/market")
   local symbols = market.targets(x, idx)
   local per = options.integer(x, "channels_per_conn", DEFAULT_CHANNELS_PER_CONN, 1)
-  local list = coverage:plan(symbols, per, function(id, part)
-    local channels = {}
-    for i, sym in ipairs(part) do channels[i] = "ticker." .. sym end
-    return { id = id, url = url, channels = channels }
-  end)
-  x.log.info("stream: " .. #symbols .. " ticker channels on " .. #list .. " connection(s)")
-  return list
+  return coverage:connections(x, url, symbols, per, "ticker channels")
 end
 
 -- Runs after every (re)connect: wait, then subscribe again; what the previous
@@ -149,22 +141,17 @@ end
 local function on_open(x, ws, conn)
   coverage:opened(conn.id)
   x.sleep(SUBSCRIBE_DELAY_S)
-  local ok, err = ws:send(x.json.encode({
-    id = conn.id, method = "subscribe", params = { channels = conn.channels }, nonce = x.now(),
-  }))
-  if not ok then
-    error("subscribe: " .. tostring(err), 0)
-  end
-end
-
-local function on_close(x, conn, code, reason)
-  coverage:closed(conn.id)
+  local channels = {}
+  for i, sym in ipairs(conn.symbols) do channels[i] = "ticker." .. sym end
+  stream.send_json(x, ws, {
+    id = conn.id, method = "subscribe", params = { channels = channels }, nonce = x.now(),
+  }, "subscribe")
 end
 
 -- Never raises and never waits.
 local function on_message(x, ws, msg, conn)
-  local ok, doc = pcall(x.json.decode, msg)
-  if not ok or type(doc) ~= "table" then return end
+  local doc = stream.decode(x, msg)
+  if not doc then return end
   if doc.method == "public/heartbeat" then
     -- Echo the id as Crypto.com wrote it: a float round trip could alter it.
     local id = msg:match('"id"%s*:%s*(%-?%d+)')
@@ -217,7 +204,7 @@ return {
     connections = connections,
     on_open = on_open,
     on_message = on_message,
-    on_close = on_close,
+    on_close = coverage:close_handler(),
     -- No on_ping: Crypto.com's heartbeat is answered in on_message, and
     -- WebSocket ping frames keep the socket itself alive.
     ping_every = 30,

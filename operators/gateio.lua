@@ -50,39 +50,27 @@ local DEFAULT_PER_PAIR_MAX = 5
 local WS_PATH = "/ws/v4/"
 
 -- Filled by markets() and read by poll() and the stream (same Lua state,
--- rerun at every load): lib/market.lua's index of the currency pairs, and
--- the pairs listed but left out (untradable): known, so not unmapped.
+-- rerun at every load): lib/market.lua's index of the currency pairs (the
+-- untradable ones are named to it: known, so not unmapped).
 local idx = nil
-local left_out = {}
 
 -- Stream coverage, shared by the stream callbacks and poll() (lib/stream.lua):
 -- which socket subscribes each pair and whether its current connection
 -- carried a ticker for it.
 local coverage = stream.coverage()
 
-local function get_json(x, path, query, what)
-  return rest.get_json(x, path, what, { query = query, timeout = TIMEOUT_S, detail = "message" })
-end
-
--- An answer that must be a JSON array (lua-cjson gives {} for [] too).
-local function array(doc, what)
-  if type(doc) ~= "table" or (doc[1] == nil and next(doc) ~= nil) then
-    error(what .. ": expected an array", 0)
-  end
-  return doc
+-- Every answer read here is a JSON array.
+local function get_array(x, path, query, what)
+  local opts = { query = query, timeout = TIMEOUT_S, detail = "message" }
+  return rest.array(rest.get_json(x, path, what, opts), what)
 end
 
 local function load_markets(x)
-  local doc = array(get_json(x, "/api/v4/spot/currency_pairs", nil, "currency_pairs"), "currency_pairs")
-  local left = {}
+  local doc = get_array(x, "/api/v4/spot/currency_pairs", nil, "currency_pairs")
   idx = market.index(x, doc, function(p)
-    if p.trade_status == "untradable" then
-      left[p.id] = true
-      return nil, "untradable"
-    end
+    if p.trade_status == "untradable" then return nil, "untradable", p.id end
     return { symbol = p.id, base = p.base, quote = p.quote }
   end, "currency_pairs")
-  left_out = left
   return idx.list
 end
 
@@ -101,7 +89,7 @@ end
 -- request waited, and the stream's ticker is the newer one).
 local function pair_ticker(x, id)
   local what = "spot/tickers " .. id
-  local doc = array(get_json(x, "/api/v4/spot/tickers", { currency_pair = id }, what), what)
+  local doc = get_array(x, "/api/v4/spot/tickers", { currency_pair = id }, what)
   local t = ticker(doc[1], nil)
   if not t or t.symbol ~= id or doc[2] ~= nil then
     error(what .. ": expected the ticker of " .. id .. " alone", 0)
@@ -110,16 +98,13 @@ local function pair_ticker(x, id)
   return t
 end
 
--- Every pair's ticker in one request; keeps those in `need` (a set) and,
--- without an allow-list, pairs markets() does not know at all (the engine
--- counts them unmapped), except what the stream delivered meanwhile.
-local function poll_all(x, need, narrowed)
+-- Every pair's ticker in one request; emits those keep() wants
+-- (market.keeper), except what the stream delivered meanwhile.
+local function poll_all(x, keep)
   local list = {}
-  for _, e in ipairs(array(get_json(x, "/api/v4/spot/tickers", nil, "spot/tickers"), "spot/tickers")) do
+  for _, e in ipairs(get_array(x, "/api/v4/spot/tickers", nil, "spot/tickers")) do
     local t = ticker(e, nil)
-    local sym = t and t.symbol
-    if sym and (need[sym] or not narrowed and not idx.by_symbol[sym] and not left_out[sym])
-        and not coverage:covered(sym) then
+    if t and keep(t.symbol) and not coverage:covered(t.symbol) then
       list[#list + 1] = t
     end
   end
@@ -138,9 +123,7 @@ local function poll(x)
     -- One pair failing must not hold back the others' data.
     return batch.emit_each(x, need, function(id) return pair_ticker(x, id) end, "pairs")
   end
-  local set = {}
-  for _, id in ipairs(need) do set[id] = true end
-  poll_all(x, set, narrowed)
+  poll_all(x, market.keeper(idx, need, narrowed))
 end
 
 -- ---------------------------------------------------------------------------
@@ -149,14 +132,10 @@ end
 
 local function connections(x, markets)
   if not idx then load_markets(x) end
-  local url = stream.url(x):gsub("/+$", "") .. WS_PATH
+  local url = stream.url(x, WS_PATH)
   local ids = market.targets(x, idx)
   local per = options.integer(x, "pairs_per_conn", DEFAULT_PER_CONN, 1)
-  local list = coverage:plan(ids, per, function(id, part)
-    return { id = id, url = url, pairs = part }
-  end)
-  x.log.info("stream: " .. #ids .. " spot.tickers pairs on " .. #list .. " connection(s)")
-  return list
+  return coverage:connections(x, url, ids, per, "spot.tickers pairs")
 end
 
 -- Runs after every (re)connect: subscribe again; what the previous
@@ -164,7 +143,7 @@ end
 local function on_open(x, ws, conn)
   coverage:opened(conn.id)
   stream.send_json(x, ws, {
-    time = x.now() // 1000, channel = "spot.tickers", event = "subscribe", payload = conn.pairs,
+    time = x.now() // 1000, channel = "spot.tickers", event = "subscribe", payload = conn.symbols,
   }, "subscribe")
 end
 

@@ -120,10 +120,7 @@ local function load_details(x, listed)
 end
 
 local function load_markets(x)
-  local listed = get_json(x, "/v1/symbols", "symbols")
-  if type(listed) ~= "table" or (listed[1] == nil and next(listed) ~= nil) then
-    error("symbols: expected an array", 0)
-  end
+  local listed = rest.array(get_json(x, "/v1/symbols", "symbols"), "symbols")
   local details = load_details(x, listed)
   idx = market.index(x, listed, function(s)
     local d = details[s:lower()]
@@ -186,9 +183,7 @@ local function poll(x)
   take(quote, max, "quote", ask)
   take(volume, max - #ask, "volume", ask)
   -- One symbol failing must not hold back the others' data.
-  local list, err = batch.each(ask, function(sym) return pubticker(x, sym) end, "symbols")
-  if #list > 0 then x.emit_many(list) end
-  if err then error(err, 0) end
+  batch.emit_each(x, ask, function(sym) return pubticker(x, sym) end, "symbols")
 end
 
 -- ---------------------------------------------------------------------------
@@ -280,16 +275,10 @@ end
 
 local function connections(x, markets)
   if not idx then load_markets(x) end
-  local url = stream.url(x):gsub("/+$", "") .. "/v2/marketdata"
+  local url = stream.url(x, "/v2/marketdata")
   local symbols = market.targets(x, idx)
   local per = options.integer(x, "symbols_per_conn", DEFAULT_SYMBOLS_PER_CONN, 1)
-  local list = coverage:plan(symbols, per, function(id, part)
-    local set = {}
-    for _, s in ipairs(part) do set[s] = true end
-    return { id = id, url = url, symbols = part, subscribed = set }
-  end)
-  x.log.info("stream: " .. #symbols .. " l2 subscriptions on " .. #list .. " connection(s)")
-  return list
+  return coverage:connections(x, url, symbols, per, "l2 subscriptions")
 end
 
 -- Runs after every (re)connect: subscribe again, with no book yet (each
@@ -297,12 +286,9 @@ end
 local function on_open(x, ws, conn)
   coverage:opened(conn.id)
   books[conn.id] = {}
-  local ok, err = ws:send(x.json.encode({
+  stream.send_json(x, ws, {
     type = "subscribe", subscriptions = { { name = "l2", symbols = conn.symbols } },
-  }))
-  if not ok then
-    error("subscribe: " .. tostring(err), 0)
-  end
+  }, "subscribe")
 end
 
 local function on_close(x, conn, code, reason)
@@ -313,8 +299,8 @@ end
 -- Never raises and never waits. Only symbols this socket subscribed are
 -- booked: Gemini sends no others.
 local function on_message(x, ws, msg, conn)
-  local ok, doc = pcall(x.json.decode, msg)
-  if not ok or type(doc) ~= "table" or not conn.subscribed[doc.symbol] then return end
+  local doc = stream.decode(x, msg)
+  if not doc or not coverage:subscribes(conn.id, doc.symbol) then return end
   local mine = books[conn.id]
   if not mine then return end
   if doc.type == "l2_updates" then

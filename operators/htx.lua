@@ -56,7 +56,8 @@ local market = require "market"
 local options = require "options"
 local batch = require "batch"
 local stream = require "stream"
-local dec = require("values").dec
+local values = require "values"
+local dec, ms = values.dec, values.ms
 
 local TIMEOUT_S = 15
 local DEFAULT_PER_SYMBOL_MAX = 5
@@ -69,11 +70,6 @@ local idx = nil
 -- Stream coverage (lib/stream.lua): which socket subscribes each symbol,
 -- whether its current connection delivered a snapshot, and refusals.
 local coverage = stream.coverage()
-
--- Integer ms; lua-cjson decodes every number as a float.
-local function ms(v)
-  return type(v) == "number" and math.tointeger(v) or nil
-end
 
 -- GET and decode; HTX reports failures in the body ({"status":"error",
 -- "err-code":...,"err-msg":...}), with HTTP 200 as often as not.
@@ -126,15 +122,8 @@ local function merged_ticker(x, sym)
   })
 end
 
--- One symbol failing must not hold back the others' data.
-local function poll_per_symbol(x, symbols)
-  local list, err = batch.each(symbols, function(sym) return merged_ticker(x, sym) end, "symbols")
-  if #list > 0 then x.emit_many(list) end
-  if err then error(err, 0) end
-end
-
--- Every pair in one request; `only` (a set) narrows it to an allow-list.
-local function poll_all(x, only)
+-- Every pair in one request; emits those keep() wants (market.keeper).
+local function poll_all(x, keep)
   local doc = get_ok(x, "/market/tickers", nil, "market/tickers")
   if type(doc.data) ~= "table" then
     error("market/tickers: no data array", 0)
@@ -142,7 +131,7 @@ local function poll_all(x, only)
   local ts, list = ms(doc.ts), {}
   for _, t in ipairs(doc.data) do
     local sym = type(t) == "table" and t.symbol
-    if type(sym) == "string" and (not only or only[sym]) then
+    if type(sym) == "string" and keep(sym) then
       list[#list + 1] = without_stream_fields({
         symbol = sym,
         bid = dec(t.bid), bid_size = dec(t.bidSize), ask = dec(t.ask), ask_size = dec(t.askSize),
@@ -156,15 +145,11 @@ end
 local function poll(x)
   if not idx then load_markets(x) end -- markets() normally ran at load
   local symbols, narrowed = market.targets(x, idx)
-  if not narrowed then
-    return poll_all(x, nil)
+  if narrowed and #symbols <= options.integer(x, "per_symbol_max", DEFAULT_PER_SYMBOL_MAX, 0) then
+    -- One symbol failing must not hold back the others' data.
+    return batch.emit_each(x, symbols, function(sym) return merged_ticker(x, sym) end, "symbols")
   end
-  if #symbols <= options.integer(x, "per_symbol_max", DEFAULT_PER_SYMBOL_MAX, 0) then
-    return poll_per_symbol(x, symbols)
-  end
-  local only = {}
-  for _, sym in ipairs(symbols) do only[sym] = true end
-  return poll_all(x, only)
+  return poll_all(x, market.keeper(idx, symbols, narrowed))
 end
 
 -- ---------------------------------------------------------------------------
@@ -173,22 +158,11 @@ end
 
 local function connections(x, markets)
   if not idx then load_markets(x) end
-  local url = stream.url(x):gsub("/+$", "") .. "/ws"
-  local symbols = {}
-  for _, sym in ipairs((market.targets(x, idx))) do
-    -- The symbol is a segment of a dotted channel name.
-    if sym:match("^%w+$") then
-      symbols[#symbols + 1] = sym
-    else
-      x.log.warn("stream: symbol " .. sym:sub(1, 40) .. " cannot be named in a channel; skipped")
-    end
-  end
+  local url = stream.url(x, "/ws")
+  -- The symbol is a segment of a dotted channel name.
+  local symbols = stream.nameable(x, (market.targets(x, idx)), "^%w+$", "a channel")
   local per = options.integer(x, "subs_per_conn", DEFAULT_SUBS_PER_CONN, 1)
-  local list = coverage:plan(symbols, per, function(id, part)
-    return { id = id, url = url, symbols = part }
-  end)
-  x.log.info("stream: " .. #symbols .. " depth.step0 subscriptions on " .. #list .. " connection(s)")
-  return list
+  return coverage:connections(x, url, symbols, per, "depth.step0 subscriptions")
 end
 
 -- Runs after every (re)connect: subscribe again, each symbol its own id so
@@ -197,23 +171,16 @@ end
 local function on_open(x, ws, conn)
   coverage:opened(conn.id)
   for _, sym in ipairs(conn.symbols) do
-    local ok, err = ws:send(x.json.encode({ sub = "market." .. sym .. ".depth.step0", id = sym }))
-    if not ok then
-      error("subscribe: " .. tostring(err), 0)
-    end
+    stream.send_json(x, ws, { sub = "market." .. sym .. ".depth.step0", id = sym }, "subscribe")
   end
-end
-
-local function on_close(x, conn, code, reason)
-  coverage:closed(conn.id)
 end
 
 -- Never raises and never waits.
 local function on_message(x, ws, msg, conn)
   local text = x.gunzip(msg)
   if not text then return end
-  local ok, doc = pcall(x.json.decode, text)
-  if not ok or type(doc) ~= "table" then return end
+  local doc = stream.decode(x, text)
+  if not doc then return end
   if doc.ping ~= nil then
     -- Echo the number as HTX wrote it: a float round trip could alter it.
     local n = text:match('"ping"%s*:%s*(%d+)')
@@ -267,7 +234,7 @@ return {
     connections = connections,
     on_open = on_open,
     on_message = on_message,
-    on_close = on_close,
+    on_close = coverage:close_handler(),
     -- No on_ping: HTX pings the client (answered in on_message); the
     -- engine's WebSocket ping frames are answered by HTX's server.
     ping_every = 30,

@@ -179,22 +179,18 @@ local function connections(x, markets)
   local url = stream.url(x)
   local keys = market.targets(x, mk.idx)
   local per = options.integer(x, "pairs_per_conn", DEFAULT_PAIRS_PER_CONN, 1)
-  local list = coverage:plan(keys, per, function(id, part)
-    local wsnames = {}
-    for _, k in ipairs(part) do wsnames[#wsnames + 1] = mk.idx.by_symbol[k].wsname end
-    return { id = id, url = url, wsnames = wsnames }
-  end)
-  x.log.info("stream: " .. #keys .. " ticker subscriptions on " .. #list .. " connection(s)")
-  return list
+  return coverage:connections(x, url, keys, per, "ticker subscriptions")
 end
 
--- Runs after every (re)connect: subscribe again; what the previous
--- connection delivered no longer counts.
+-- Runs after every (re)connect: subscribe again, by wsname; what the
+-- previous connection delivered no longer counts.
 local function on_open(x, ws, conn)
   coverage:opened(conn.id)
+  local wsnames = {}
+  for _, k in ipairs(conn.symbols) do wsnames[#wsnames + 1] = mk.idx.by_symbol[k].wsname end
   reqid = reqid + 1
   stream.send_json(x, ws, {
-    event = "subscribe", reqid = reqid, pair = conn.wsnames, subscription = { name = "ticker" },
+    event = "subscribe", reqid = reqid, pair = wsnames, subscription = { name = "ticker" },
   }, "subscribe")
 end
 

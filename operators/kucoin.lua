@@ -81,7 +81,9 @@ local DEFAULT_PING_INTERVAL_MS = 18000
 local DEFAULT_PING_TIMEOUT_MS = 10000
 
 -- Filled by markets() and read by the others (same Lua state, rerun at every load).
-local mk = nil -- { idx = lib/market.lua index, disabled = {symbol = true} }
+-- lib/market.lua's index; symbols with trading disabled are named to it
+-- (known, so their tickers are not emitted as new).
+local idx = nil
 
 -- Stream coverage, shared by the stream callbacks and poll() (lib/stream.lua):
 -- which socket subscribes each symbol, whether its current connection
@@ -112,33 +114,17 @@ local function get_data(x, path, what)
   return data_of(rest.get_json(x, path, what, { timeout = TIMEOUT_S, detail = "msg" }), what)
 end
 
--- lib/rest.lua has no POST: the same checks for bullet-public's empty POST.
+-- bullet-public wants an empty POST.
 local function post_data(x, path, what)
-  local status, body = x.http.post(x.op.rest .. path, { body = "", timeout = TIMEOUT_S })
-  if not status then
-    error(what .. ": " .. tostring(body), 0)
-  end
-  local ok, doc = pcall(x.json.decode, type(body) == "string" and body or "")
-  if status ~= 200 then
-    local msg = ok and type(doc) == "table" and type(doc.msg) == "string" and doc.msg
-    error(what .. ": HTTP " .. tostring(status) .. (msg and (" (" .. msg:sub(1, 200) .. ")") or ""), 0)
-  end
-  if not ok then
-    error(what .. ": invalid JSON", 0)
-  end
-  return data_of(doc, what)
+  local opts = { body = "", timeout = TIMEOUT_S, detail = "msg" }
+  return data_of(rest.post_json(x, path, what, opts), what)
 end
 
 local function load_markets(x)
-  local disabled = {}
-  local idx = market.index(x, get_data(x, "/api/v1/symbols", "symbols"), function(s)
-    if s.enableTrading == false then
-      if type(s.symbol) == "string" then disabled[s.symbol] = true end
-      return nil, "trading disabled"
-    end
+  idx = market.index(x, get_data(x, "/api/v1/symbols", "symbols"), function(s)
+    if s.enableTrading == false then return nil, "trading disabled", s.symbol end
     return { symbol = s.symbol, base = s.baseCurrency, quote = s.quoteCurrency }
   end, "symbols")
-  mk = { idx = idx, disabled = disabled }
   return idx.list
 end
 
@@ -191,14 +177,10 @@ local function renew_tokens(x)
 end
 
 local function poll(x)
-  if not mk then load_markets(x) end -- markets() normally ran at load
+  if not idx then load_markets(x) end -- markets() normally ran at load
   renew_tokens(x) -- first: a failing allTickers must not hold it back
-  local symbols, narrowed = market.targets(x, mk.idx)
-  local only = nil
-  if narrowed then
-    only = {}
-    for _, sym in ipairs(symbols) do only[sym] = true end
-  end
+  local symbols, narrowed = market.targets(x, idx)
+  local keep = market.keeper(idx, symbols, narrowed)
   local data = get_data(x, "/api/v1/market/allTickers", "market/allTickers")
   if type(data) ~= "table" or type(data.ticker) ~= "table" then
     error("market/allTickers: no ticker list", 0)
@@ -207,7 +189,7 @@ local function poll(x)
   local list = {}
   for _, t in ipairs(data.ticker) do
     local sym = type(t) == "table" and t.symbol
-    if type(sym) == "string" and not mk.disabled[sym] and (not only or only[sym]) then
+    if type(sym) == "string" and keep(sym) then
       list[#list + 1] = without_stream_fields({
         symbol = sym,
         bid = dec(t.buy), ask = dec(t.sell),
@@ -225,17 +207,10 @@ end
 
 -- One socket (one token, one topic) per options.symbols_per_conn symbols.
 local function connections(x)
-  if not mk then load_markets(x) end
-  local symbols = {}
-  for _, sym in ipairs((market.targets(x, mk.idx))) do
-    -- A topic is a comma list after a colon: a symbol holding either
-    -- would corrupt it.
-    if sym:match("^[%w%-]+$") then
-      symbols[#symbols + 1] = sym
-    else
-      x.log.warn("stream: symbol " .. sym:sub(1, 40) .. " cannot be named in a topic; skipped")
-    end
-  end
+  if not idx then load_markets(x) end
+  -- A topic is a comma list after a colon: a symbol holding either would
+  -- corrupt it.
+  local symbols = stream.nameable(x, (market.targets(x, idx)), "^[%w%-]+$", "a topic")
   local per = options.integer(x, "symbols_per_conn", MAX_SYMBOLS_PER_TOPIC, 1, MAX_SYMBOLS_PER_TOPIC)
   sockets = coverage:plan(symbols, per, function(id, part)
     return { id = id, symbols = part }
@@ -308,7 +283,7 @@ local function on_data(x, doc, conn)
     last = dec(d.price), ts = ms(d.time),
   })
   -- A symbol the markets do not know is counted unmapped by the engine.
-  coverage:delivered(mk and mk.idx.by_symbol[sym] and sym or nil, conn.id)
+  coverage:delivered(idx and idx.by_symbol[sym] and sym or nil, conn.id)
 end
 
 -- Never waits; raises only when the subscribe cannot be sent.

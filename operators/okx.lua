@@ -54,10 +54,9 @@ local DEFAULT_PER_SYMBOL_MAX = 5
 local WS_PATH = "/ws/v5/public"
 
 -- Filled by markets() and read by poll() and the stream (same Lua state,
--- rerun at every load): lib/market.lua's index of the live spot instruments,
--- and the instIds listed but left out (not live): known, so not unmapped.
+-- rerun at every load): lib/market.lua's index of the live spot instruments
+-- (those not live are named to it: known, so not unmapped).
 local idx = nil
-local left_out = {}
 
 -- Stream coverage, shared by the stream callbacks and poll() (lib/stream.lua):
 -- which socket subscribes each instId and whether its current connection
@@ -89,16 +88,11 @@ end
 
 local function load_markets(x)
   local data = get_data(x, "/api/v5/public/instruments", { instType = "SPOT" }, "instruments")
-  local left = {}
   idx = market.index(x, data, function(i)
     if i.instType ~= "SPOT" then return nil, "not spot" end
-    if i.state ~= "live" then -- suspend, preopen, test
-      left[i.instId] = true
-      return nil, "not live"
-    end
+    if i.state ~= "live" then return nil, "not live", i.instId end -- suspend, preopen, test
     return { symbol = i.instId, base = i.baseCcy, quote = i.quoteCcy }
   end, "instruments")
-  left_out = left
   return idx.list
 end
 
@@ -128,16 +122,13 @@ local function instrument_ticker(x, id)
   return t
 end
 
--- Every spot ticker in one request; keeps those in `need` (a set) and,
--- without an allow-list, spot instIds markets() does not know at all (the
--- engine counts them unmapped), except what the stream delivered meanwhile.
-local function poll_all(x, need, narrowed)
+-- Every spot ticker in one request; emits those keep() wants
+-- (market.keeper), except what the stream delivered meanwhile.
+local function poll_all(x, keep)
   local list = {}
   for _, e in ipairs(get_data(x, "/api/v5/market/tickers", { instType = "SPOT" }, "market/tickers")) do
     local t = ticker(e)
-    local sym = t and t.symbol
-    if sym and (need[sym] or not narrowed and not idx.by_symbol[sym] and not left_out[sym])
-        and not coverage:covered(sym) then
+    if t and keep(t.symbol) and not coverage:covered(t.symbol) then
       list[#list + 1] = t
     end
   end
@@ -156,9 +147,7 @@ local function poll(x)
     -- One instrument failing must not hold back the others' data.
     return batch.emit_each(x, need, function(id) return instrument_ticker(x, id) end, "instruments")
   end
-  local set = {}
-  for _, id in ipairs(need) do set[id] = true end
-  poll_all(x, set, narrowed)
+  poll_all(x, market.keeper(idx, need, narrowed))
 end
 
 -- ---------------------------------------------------------------------------
@@ -167,14 +156,10 @@ end
 
 local function connections(x, markets)
   if not idx then load_markets(x) end
-  local url = stream.url(x):gsub("/+$", "") .. WS_PATH
+  local url = stream.url(x, WS_PATH)
   local ids = market.targets(x, idx)
   local per = options.integer(x, "instruments_per_conn", DEFAULT_PER_CONN, 1)
-  local list = coverage:plan(ids, per, function(id, part)
-    return { id = id, url = url, inst_ids = part }
-  end)
-  x.log.info("stream: " .. #ids .. " tickers subscriptions on " .. #list .. " connection(s)")
-  return list
+  return coverage:connections(x, url, ids, per, "tickers subscriptions")
 end
 
 -- Runs after every (re)connect: subscribe again; what the previous
@@ -182,7 +167,7 @@ end
 local function on_open(x, ws, conn)
   coverage:opened(conn.id)
   local args = {}
-  for i, id in ipairs(conn.inst_ids) do args[i] = { channel = "tickers", instId = id } end
+  for i, id in ipairs(conn.symbols) do args[i] = { channel = "tickers", instId = id } end
   stream.send_json(x, ws, { op = "subscribe", args = args }, "subscribe")
 end
 

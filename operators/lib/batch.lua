@@ -1,8 +1,16 @@
 -- Working through a list in parts: chunks (symbols per socket, names per
 -- request), and one call per item whose failures are collected into one
--- error instead of stopping at the first.
+-- error instead of stopping at the first. Also a list as a set, for looking
+-- items up while going through an answer that lists far more.
 
 local M = {}
+
+-- {item = true} for every item of the list.
+function M.set(list)
+  local set = {}
+  for _, item in ipairs(list) do set[item] = true end
+  return set
+end
 
 -- Consecutive slices of at most n items each (new tables, in order).
 function M.chunks(list, n)

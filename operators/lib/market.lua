@@ -10,6 +10,7 @@
 --   local symbols, narrowed = market.targets(x, idx)
 
 local pair = require "pair"
+local batch = require "batch"
 
 local M = {}
 
@@ -21,27 +22,32 @@ end
 -- read(entry) gives a market {symbol=, base=, quote=, ...} (other fields are
 -- kept for the operator), or nil and a short reason ("halted", "no wsname")
 -- for an entry to leave out; an entry it returns without the three strings
--- counts as "malformed". Entries left out are logged once, counted by
--- reason; none usable is an error naming `what`. The index:
+-- counts as "malformed". An entry left out may be named too, as a third
+-- value (`return nil, "halted", s.symbol`): the exchange still lists it, so
+-- poll() does not take its tickers for a market listed since (keeper()).
+-- Entries left out are logged once, counted by reason; none usable is an
+-- error naming `what`. The index:
 --   list       what markets() returns, sorted by symbol
 --   symbols    the symbols in that order
 --   by_symbol  symbol -> market
 --   by_pair    BASE_QUOTE -> {symbol...} (one exchange may list a pair twice)
 --   left_out   reason -> count
+--   unserved   symbol -> true for the entries left out that read() named
 function M.index(x, entries, read, what)
   if type(entries) ~= "table" then
     error(what .. ": no list of markets", 0)
   end
-  local idx = { list = {}, by_symbol = {}, by_pair = {}, left_out = {} }
+  local idx = { list = {}, by_symbol = {}, by_pair = {}, left_out = {}, unserved = {} }
   local function leave(reason)
     idx.left_out[reason] = (idx.left_out[reason] or 0) + 1
   end
   for key, entry in pairs(entries) do
-    local ok, m, why = pcall(read, entry, key)
+    local ok, m, why, named = pcall(read, entry, key)
     if not ok then
       leave("malformed")
     elseif m == nil then
       leave(tostring(why or "left out"))
+      if type(named) == "string" then idx.unserved[named] = true end
     elseif not usable(m) or idx.by_symbol[m.symbol] then
       leave(usable(m) and "listed twice" or "malformed")
     else
@@ -79,6 +85,26 @@ function M.targets(x, idx)
     error("pairs: none of the configured pairs is a market on " .. tostring(x.op.name), 0)
   end
   return symbols, true
+end
+
+-- Whether the exchange lists sym: a market of the index, or an entry that
+-- read() left out and named.
+function M.listed(idx, sym)
+  return idx.by_symbol[sym] ~= nil or idx.unserved[sym] == true
+end
+
+-- What poll() keeps of an answer that holds every ticker, as a function of
+-- the symbol: those of `wanted` (the list poll() asked for) and, unless an
+-- allow-list narrowed the targets, those the exchange does not list at all.
+-- Those are markets listed since markets() ran: emitted by symbol alone,
+-- the engine counts them as unmapped instead of guessing a pair. A listed
+-- market that is not wanted (delivered by the stream, left out as halted)
+-- is not kept.
+function M.keeper(idx, wanted, narrowed)
+  local want = batch.set(wanted)
+  return function(sym)
+    return want[sym] or not narrowed and not M.listed(idx, sym)
+  end
 end
 
 return M

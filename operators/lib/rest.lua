@@ -1,9 +1,10 @@
--- REST requests of the operators: GET x.op.rest .. path and decode the JSON
--- answer, every failure turned into one clear error() naming the request
--- (`what`), so that the engine shows it as the operator's reason.
+-- REST requests of the operators: GET (or POST) x.op.rest .. path and decode
+-- the JSON answer, every failure turned into one clear error() naming the
+-- request (`what`), so that the engine shows it as the operator's reason.
 --
 -- What differs per exchange is passed in `opts`:
 --   query, headers, timeout  as for x.http.get;
+--   body                     as for x.http.post (post_json only);
 --   detail                   the field of a refusal's JSON body that explains
 --                            it (Binance {"code":-1121,"msg":"Invalid
 --                            symbol."}: "msg"; Coinbase {"message":
@@ -16,10 +17,10 @@ local M = {}
 -- The longest part of an exchange's own text copied into an error.
 local MAX_DETAIL = 200
 
-function M.get_json(x, path, what, opts)
+local function request(x, method, path, what, opts)
   opts = opts or {}
-  local status, body = x.http.get(x.op.rest .. path,
-    { query = opts.query, headers = opts.headers, timeout = opts.timeout })
+  local status, body = method(x.op.rest .. path,
+    { query = opts.query, headers = opts.headers, body = opts.body, timeout = opts.timeout })
   if not status then
     error(what .. ": " .. tostring(body), 0) -- "network: ...", "timeout: ...", ...
   end
@@ -38,6 +39,25 @@ function M.get_json(x, path, what, opts)
   local ok, doc = pcall(x.json.decode, body)
   if not ok then
     error(what .. ": invalid JSON", 0)
+  end
+  return doc
+end
+
+function M.get_json(x, path, what, opts)
+  return request(x, x.http.get, path, what, opts)
+end
+
+-- For the few public endpoints that want a POST (KuCoin's token handshake).
+function M.post_json(x, path, what, opts)
+  return request(x, x.http.post, path, what, opts)
+end
+
+-- An answer that has to be a JSON array, returned as it is; anything else is
+-- an error naming `what`. lua-cjson decodes [] and {} alike, so an empty
+-- table passes.
+function M.array(doc, what)
+  if type(doc) ~= "table" or (doc[1] == nil and next(doc) ~= nil) then
+    error(what .. ": expected an array", 0)
   end
   return doc
 end

@@ -2,7 +2,9 @@
 -- and poll(): poll() asks REST only for what the open stream does not
 -- deliver. Both run in the operator's own Lua state and the stream
 -- callbacks never wait, so no update is ever half done. Also the steps every
--- stream takes: decoding a message, sending a JSON one, on_close.
+-- stream takes: its URL and the symbols a socket can name, the plan of
+-- sockets connections() returns, decoding a message, sending a JSON one,
+-- on_close.
 
 local batch = require "batch"
 local options = require "options"
@@ -13,12 +15,33 @@ local M = {}
 -- each time; decode runs once per stream message, so it reads locals.
 local pcall, type = pcall, type
 
--- The configured WebSocket base URL; an error when there is none.
-function M.url(x)
+-- The configured WebSocket base URL, or, given a path ("/ws/2"), the base
+-- without its trailing slashes followed by the path; an error when there is
+-- no base.
+function M.url(x, path)
   if type(x.op.ws) ~= "string" or x.op.ws == "" then
     error("stream: no ws URL configured", 0)
   end
+  if path then
+    return (x.op.ws:gsub("/+$", "")) .. path
+  end
   return x.op.ws
+end
+
+-- The symbols that fit `pattern`, in order: a symbol that goes into a
+-- channel name, a topic list or a URL must not break it. Each other one is
+-- logged ("cannot be named in <where>") and skipped.
+function M.nameable(x, symbols, pattern, where)
+  local out = {}
+  for _, sym in ipairs(symbols) do
+    if sym:match(pattern) then
+      out[#out + 1] = sym
+    else
+      x.log.warn("stream: symbol " .. sym:sub(1, 40) .. " cannot be named in " .. where
+        .. "; skipped")
+    end
+  end
+  return out
 end
 
 -- A message as a JSON object or array, or nil (not JSON, or a bare value):
@@ -82,6 +105,24 @@ function Coverage:plan(keys, per, make)
     list[id] = make(id, part)
   end
   return list
+end
+
+-- What connections() returns for sockets that each subscribe a part of the
+-- symbols, at most `per` a socket: plan()'s entries { id =, url =, symbols =
+-- that part } (the `conn` the stream callbacks get), logged as
+-- "stream: <n> <what> on <m> connection(s)".
+function Coverage:connections(x, url, symbols, per, what)
+  local list = self:plan(symbols, per, function(id, part)
+    return { id = id, url = url, symbols = part }
+  end)
+  x.log.info("stream: " .. #symbols .. " " .. what .. " on " .. #list .. " connection(s)")
+  return list
+end
+
+-- Whether socket id subscribes key: a message naming a symbol its socket
+-- never asked for is not one of ours.
+function Coverage:subscribes(id, key)
+  return self.planned[key] == id
 end
 
 -- Socket id carried a ticker for key (key nil: a name the markets do not
