@@ -56,11 +56,6 @@ void jbuf_add(struct jbuf *b, const char *s, size_t n)
     b->data[b->len] = '\0';
 }
 
-void jbuf_adds(struct jbuf *b, const char *s)
-{
-    jbuf_add(b, s, strlen(s));
-}
-
 void jbuf_addf(struct jbuf *b, const char *fmt, ...)
 {
     va_list ap;
@@ -145,6 +140,17 @@ size_t jbuf_strn(struct jbuf *b, const char *s, size_t n)
     reserve(b, n + 2);
     jbuf_add(b, "\"", 1);
     while (p < end) {
+        /* Most text is plain ASCII: copy a run of it at once. */
+        const unsigned char *run = p;
+        while (p < end && *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') {
+            p++;
+        }
+        if (p > run) {
+            jbuf_add(b, (const char *)run, (size_t)(p - run));
+            if (p == end) {
+                break;
+            }
+        }
         size_t len = utf8_len(p, (size_t)(end - p));
         if (len == 0) {
             jbuf_adds(b, "\xef\xbf\xbd");

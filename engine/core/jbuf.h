@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct jbuf {
     char *data;
@@ -20,7 +21,12 @@ void jbuf_init(struct jbuf *b);
 void jbuf_free(struct jbuf *b);
 void jbuf_reset(struct jbuf *b);
 void jbuf_add(struct jbuf *b, const char *s, size_t n);
-void jbuf_adds(struct jbuf *b, const char *s);
+/* Inline so that the length of a literal is known when compiling: the
+ * renderers add dozens of them per ticker. */
+static inline void jbuf_adds(struct jbuf *b, const char *s)
+{
+    jbuf_add(b, s, strlen(s));
+}
 void jbuf_addf(struct jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* An integer in decimal: what jbuf_addf("%lld") writes, without printf
  * (tickers carry several, and every push and stored ticker renders them). */

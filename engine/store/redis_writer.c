@@ -33,6 +33,7 @@
 #define STATUS_MS 1000
 #define ORPHAN_MS 5000
 #define EXPIRE_MS 1000
+#define GAP_MS 1
 
 /* One short command: cmd key [arg]. */
 static void command(struct redis_writer *w, const char *cmd, const char *key, const char *arg)
@@ -152,17 +153,16 @@ static bool may_write(struct redis_writer *w, const char *exchange)
 
 /* ---- tickers -------------------------------------------------------------------- */
 
-/* The HSET arguments of one ticker, and its JSON into the event. */
+/* One ticker's JSON into the event, and the same bytes as HSET arguments. */
 static void add_ticker(struct redis_writer *w, const struct ticker *t, struct jbuf *event)
 {
-    size_t before = w->json.len;
-    ticker_json(&w->json, t, t->received, w->ex_stale_ms);
-    redis_cmd_adds(&w->cmd, t->pair);
-    redis_cmd_add(&w->cmd, w->json.data + before, w->json.len - before);
-    if (event) {
-        jbuf_adds(event, event->len && event->data[event->len - 1] == '[' ? "" : ",");
-        jbuf_add(event, w->json.data + before, w->json.len - before);
+    if (event->data[event->len - 1] != '[') {
+        jbuf_add(event, ",", 1);
     }
+    size_t before = event->len;
+    ticker_json(event, t, t->received, w->ex_stale_ms);
+    redis_cmd_adds(&w->cmd, t->pair);
+    redis_cmd_add(&w->cmd, event->data + before, event->len - before);
 }
 
 static void key_of(char *out, size_t cap, const char *prefix, const char *exchange)
@@ -200,10 +200,8 @@ static void after_tickers(struct redis_writer *w, struct rw_exchange *x, const c
         command(w, "SADD", "rx:exchanges", x->name);
         x->in_set = true;
     }
-    if (event) {
-        jbuf_adds(event, "]}");
-        command(w, "PUBLISH", "rx:u", event->data);
-    }
+    jbuf_adds(event, "]}");
+    command(w, "PUBLISH", "rx:u", event->data);
 }
 
 static void event_start(struct redis_writer *w, struct jbuf *event, const char *exchange)
@@ -244,7 +242,6 @@ static void rewrite(struct redis_writer *w, struct rw_exchange *x)
     jbuf_init(&event);
     key_of(key, sizeof key, "rx:t:", x->name);
     w->ex_stale_ms = x->expire_ms / 10;
-    jbuf_reset(&w->json);
     event_start(w, &event, x->name);
     redis_cmd_adds(&w->cmd, "HSET");
     redis_cmd_adds(&w->cmd, key);
@@ -276,6 +273,7 @@ void redis_writer_batch(struct redis_writer *w, const struct ticker *t, const bo
     for (size_t i = 0; i < n; i++) {
         keys_add(&x->keys, &t[i]);
     }
+    w->noted = true;
 }
 
 /* One exchange's tickers stored this pass: one HSET, one PUBLISH. */
@@ -294,7 +292,6 @@ static void write_keys(struct redis_writer *w, struct rw_exchange *x)
     }
     key_of(key, sizeof key, "rx:t:", x->name);
     w->ex_stale_ms = x->expire_ms / 10;
-    jbuf_reset(&w->json);
     event_start(w, &w->event, x->name);
     redis_cmd_adds(&w->cmd, "HSET");
     redis_cmd_adds(&w->cmd, key);
@@ -305,17 +302,45 @@ static void write_keys(struct redis_writer *w, struct rw_exchange *x)
     after_tickers(w, x, key, &w->event);
 }
 
-void redis_writer_flush(struct redis_writer *w)
+static void write_noted(struct redis_writer *w)
 {
-    if (!w) {
-        return;
-    }
     for (size_t i = 0; i < w->n_ex; i++) {
         struct rw_exchange *x = &w->ex[i];
         if (x->keys.n) {
             write_keys(w, x);
             keys_clear(&x->keys);
         }
+    }
+    w->noted = false;
+    w->written_at = loop_now_ms(w->loop);
+}
+
+static void on_gap(struct loop_timer *t, void *data)
+{
+    (void)t;
+    struct redis_writer *w = data;
+    w->gap_armed = false;
+    if (w->noted) {
+        write_noted(w);
+    }
+}
+
+/* A pass in the millisecond of the last write leaves its pairs noted for
+ * the gap timer: under a fast feed the passes come every few microseconds,
+ * and a pipeline each (a socket write, a wakeup of redis-server, replies to
+ * read) would cost the loop more than the tickers themselves; a set of
+ * pairs grows no further however long it waits. A quiet feed is written at
+ * once. */
+void redis_writer_flush(struct redis_writer *w)
+{
+    if (!w || !w->noted) {
+        return;
+    }
+    if (loop_now_ms(w->loop) != w->written_at) {
+        write_noted(w);
+    } else if (!w->gap_armed) {
+        loop_timer_start(w->gap, GAP_MS, 0);
+        w->gap_armed = true;
     }
 }
 
@@ -697,6 +722,7 @@ struct redis_writer *redis_writer_new(struct loop *loop, const struct config *cf
     w->conn = redis_conn_for(loop, cfg, "writer", &ev);
     w->flush = loop_timer_new(loop, on_flush, w);
     w->orphans = loop_timer_new(loop, on_orphans, w);
+    w->gap = loop_timer_new(loop, on_gap, w);
     kv_set_hook(kv, kv_changed, w);
     board_put_store(board, &w->health);
     return w;
@@ -718,6 +744,7 @@ void redis_writer_free(struct redis_writer *w)
     kv_set_hook(w->kv, NULL, NULL);
     loop_timer_free(w->flush);
     loop_timer_free(w->orphans);
+    loop_timer_free(w->gap);
     redis_conn_free(w->conn);
     for (size_t i = 0; i < w->n_ex; i++) {
         free(w->ex[i].markets);

@@ -13,7 +13,9 @@
  * per exchange one HSET with each pair once at its latest value and one
  * PUBLISH (the PEXPIRE is refreshed at most once a second): a burst of
  * frames read in one pass costs Redis, and the loop, one pipeline, not one
- * per frame, and no value is lost, since Redis holds only the latest. With
+ * per frame (passes in the millisecond of the last write wait for the
+ * next, at most 1 ms), and no value is lost, since Redis holds only the
+ * latest. With
  * leases (scale-out), only the exchanges this node holds are written, each
  * fenced by its lease's deadline. Serving never depends on it: while Redis is slow
  * (too many replies pending) or away, batches are not sent but their
@@ -79,9 +81,10 @@ void redis_writer_start(struct redis_writer *w);
  * noted, and written at the pass's redis_writer_flush. */
 void redis_writer_batch(struct redis_writer *w, const struct ticker *t, const bool *changed,
                         size_t n);
-/* Once per loop pass, after its callbacks: what the pass's batches stored
+/* Once per loop pass, after its callbacks: what the passes' batches stored
  * goes out, per exchange one HSET (each pair once, at its latest value)
- * and one PUBLISH. */
+ * and one PUBLISH; at once, or within 1 ms when the last write was in this
+ * same millisecond. */
 void redis_writer_flush(struct redis_writer *w);
 /* An operator changed state (the op_env on_status). */
 void redis_writer_status(struct redis_writer *w, const char *exchange, const char *state,

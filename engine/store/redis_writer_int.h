@@ -48,6 +48,10 @@ struct redis_writer {
     struct redis_conn *conn;
     struct loop_timer *flush;
     struct loop_timer *orphans;
+    struct loop_timer *gap; /* writes what passes noted within GAP_MS of a write */
+    bool gap_armed;
+    bool noted;          /* some exchange has keys to write */
+    uint64_t written_at; /* loop ms of the last write of noted keys */
     struct rw_exchange *ex;
     size_t n_ex, cap_ex;
     char **removed; /* removals to write once Redis is back */

@@ -43,6 +43,13 @@ static void test_strings_and_numbers(void)
     CHECK_INT_EQ(jbuf_strn(&b, "x\xff", 2), 1);
     CHECK_STR_EQ(b.data, "\"x\xef\xbf\xbd\"");
     jbuf_reset(&b);
+    /* Plain runs between every kind of byte that is not copied as it is. */
+    CHECK_INT_EQ(jbuf_strn(&b, "ab\"cd\xc3\xa9" "ef\x7fg\xc3", 12), 1);
+    CHECK_STR_EQ(b.data, "\"ab\\\"cd\xc3\xa9" "ef\\u007fg\xef\xbf\xbd\"");
+    jbuf_reset(&b);
+    jbuf_str(&b, "");
+    CHECK_STR_EQ(b.data, "\"\"");
+    jbuf_reset(&b);
     jbuf_num(&b, NAN);
     jbuf_num(&b, 0.5);
     CHECK_STR_EQ(b.data, "null0.5");
