@@ -30,7 +30,7 @@ return { name = "hog", spec = 1, poll_every = 0.05, deadlines = { task_ms = 4000
 """
 
 # Spins in every on_message until its 10 ms limit kills the call.
-SPINNER = """return { name = "spinner", spec = 1, ws = "wss://ws.kraken.com", idle_timeout = 60,
+SPINNER = """return { name = "spinner", spec = 1, ws = "ws://127.0.0.1:9", idle_timeout = 60,
   stream = {
     connections = function(x) return { { url = x.op.ws } } end,
     on_open = function(x, ws)

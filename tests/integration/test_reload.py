@@ -37,7 +37,8 @@ local lib = require "reload_lib"
 local n = 0
 return {{
   name = "kraken", spec = 1, poll_every = 10,
-  rest = "https://api.kraken.com", ws = "wss://ws.kraken.com",
+  -- replay_url points both at the fake exchange
+  rest = "http://127.0.0.1:9", ws = "ws://127.0.0.1:9",
   poll = function(x)
     local status, body = x.http.get(x.op.rest .. "/0/public/Ticker", {{ query = {{ pair = "XBTUSDT" }} }})
     if status ~= 200 then error("Ticker: " .. tostring(status or body), 0) end

@@ -85,7 +85,7 @@ def test_operator_run_names_bad_arguments(explorer_bin, args, message):
 def test_operator_run_leaves_no_fake_exchange_behind(explorer_bin, tmp_path):
     """A run killed outright takes its private fake exchange with it."""
     op = tmp_path / "kraken.lua"
-    op.write_text("return { name = 'kraken', spec = 1, ws = 'wss://ws.kraken.com',\n"
+    op.write_text("return { name = 'kraken', spec = 1, ws = 'ws://127.0.0.1:9',\n"
                   "  stream = { connections = function(x) return { { url = x.op.ws } } end,\n"
                   "             on_message = function(x, ws, msg) end } }\n")
     run = subprocess.Popen([explorer_bin, "operator", "run", str(op), "--replay",
