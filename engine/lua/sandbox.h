@@ -9,7 +9,8 @@
  * the allocator and a per-run instruction budget (with a wall-clock
  * backstop) enforced by a count hook that an operator's pcall cannot
  * swallow. sandbox.c explains the state and the budget, sandbox_lib.c what
- * the operator sees.
+ * the operator sees (with sandbox_require.c, sandbox_coroutine.c and
+ * sandbox_json.c).
  *
  * Threads: only the engine loop thread may call these functions, and only
  * with states made by sandbox_new() (or threads of them).

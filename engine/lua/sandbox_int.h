@@ -1,8 +1,9 @@
 /*
- * sandbox_int: what the two halves of the sandbox share. sandbox.c owns the
+ * sandbox_int: what the files of the sandbox share. sandbox.c owns the
  * state, its allocator, the instruction budget and the runs; sandbox_lib.c
  * builds what an operator sees (the allow-listed libraries, the locked
- * globals, require, the coroutine wrapper, x.json). No other module includes
+ * globals) with sandbox_require.c (require), sandbox_coroutine.c (the
+ * coroutine wrapper) and sandbox_json.c (x.json). No other module includes
  * this header. Same threads as sandbox.h: the engine loop thread only.
  */
 #ifndef RX_SANDBOX_INT_H
@@ -17,6 +18,8 @@
  * collectgarbage() and for every allocation refused at the cap, which makes
  * Lua run an emergency full collection. */
 #define SANDBOX_GC_BYTES_PER_INSTRUCTION 8
+/* Bytes of C copying (string.rep, x.json.encode) charged as one instruction. */
+#define SANDBOX_COPY_BYTES_PER_INSTRUCTION 32
 
 /* One per state: the allocator's userdata, so every thread of the state
  * finds it with lua_getallocf. */
@@ -62,5 +65,15 @@ int sandbox_load_path(lua_State *L, const char *path, const char *chunkname);
 /* A lua_CFunction that builds the operator's globals in a fresh state and
  * locks them. sandbox_new runs it in protected mode. */
 int sandbox_open_libs(lua_State *L);
+
+/* Copies the string keys of table `from` that `allow` (NULL-terminated)
+ * lists into table `to`. */
+void sandbox_copy(lua_State *L, int from, int to, const char *const *allow);
+/* t[name] = the C closure of fn over the nup values on the stack. */
+void sandbox_set_closure(lua_State *L, int t, const char *name, lua_CFunction fn, int nup);
+/* g.require, with a fresh module cache in the registry. */
+void sandbox_open_require(lua_State *L, int g);
+/* Pushes the wrapped coroutine library; `base` indexes the stock base library. */
+void sandbox_open_coroutine(lua_State *L, int base);
 
 #endif

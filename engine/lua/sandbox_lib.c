@@ -18,30 +18,20 @@
  *   callback; collectgarbage offers "count" and "collect"; setmetatable
  *   refuses __gc (a finalizer runs at arbitrary moments, even inside the
  *   engine's own C calls, and always with hooks off); xpcall skips the
- *   operator's handler once the run is killed (see sandbox.c); require reads
- *   only <lib_dir>/<name>.lua.
+ *   operator's handler once the run is killed (see sandbox.c); require is
+ *   sandbox_require.c's.
  * - string without dump, with the budgeted pattern functions of lpattern and
  *   a size-capped rep. The string metatable gets a __metatable field, so
  *   getmetatable("") returns false and nothing can reach it.
  * - table, with the C loops the count hook cannot see (move, insert, remove,
  *   sort) charged against the budget before they start; math; utf8;
  *   os.time/clock/date.
- * - coroutine, wrapped (below). cjson is never a global: the engine asks
- *   sandbox_push_cjson() for the module it hands out as x.json.
- *
- * The coroutine wrapper is a small Lua prelude over the stock functions,
- * held in upvalues, with no _ENV, so nothing the operator does to its
- * globals reaches it. When a coroutine the operator resumed yields the
- * engine's sentinel, resume/wrap mark it parked, yield the sentinel and the
- * values after it on up to the engine, and pass the engine's answer back
- * down, until the coroutine yields something else or ends. An operator can
- * resume or close only coroutines it created, and none while parked (another
- * callback could otherwise answer a request in the engine's place).
+ * - coroutine, wrapped by sandbox_coroutine.c. cjson is never a global: the
+ *   engine asks sandbox_push_cjson() (sandbox_json.c) for x.json.
  */
 #include "sandbox.h"
 
 #include <limits.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -49,116 +39,6 @@
 
 #include "lpattern.h"
 #include "sandbox_int.h"
-
-/* lua-cjson's entry point (liblua5.4-cjson, linked into rx_engine). */
-int luaopen_cjson(lua_State *L);
-
-/* Bytes of C copying (string.rep) charged as one instruction. */
-#define SANDBOX_COPY_BYTES_PER_INSTRUCTION 32
-#define SANDBOX_CJSON_DEPTH 64
-/* The largest text x.json.encode may produce. lua-cjson builds it in memory
- * of its own, outside the state's capped allocator. */
-#define SANDBOX_JSON_ENCODE_MAX (8u << 20)
-#define SANDBOX_MODULE_NAME_MAX 128
-
-/* Addresses used as unique registry keys and values; never written. */
-static const char sandbox_key_loaded = 'L';
-static const char sandbox_loading = 'l';
-
-/* ---------------------------------------------------------------------------
- * require: only <lib_dir>/<name>.lua, text only, cached per state.
- * ------------------------------------------------------------------------- */
-
-/* ^[a-z0-9_]+(\.[a-z0-9_]+)*$ */
-static int sandbox_module_name_ok(const char *name, size_t len)
-{
-    size_t i, seg = 0;
-
-    if (len == 0 || len > SANDBOX_MODULE_NAME_MAX) {
-        return 0;
-    }
-    for (i = 0; i < len; i++) {
-        char c = name[i];
-        if (c == '.') {
-            if (seg == 0) {
-                return 0;
-            }
-            seg = 0;
-        } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_') {
-            seg++;
-        } else {
-            return 0;
-        }
-    }
-    return seg > 0;
-}
-
-/* Pushes "<prefix>/<name with dots as slashes>.lua". */
-static void sandbox_module_path(lua_State *L, const char *prefix, const char *name)
-{
-    luaL_Buffer b;
-
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, prefix);
-    luaL_addchar(&b, '/');
-    for (; *name; name++) {
-        luaL_addchar(&b, *name == '.' ? '/' : *name);
-    }
-    luaL_addstring(&b, ".lua");
-    luaL_pushresult(&b);
-}
-
-static int sandbox_require(lua_State *L)
-{
-    struct sandbox *sb = sandbox_of(L);
-    size_t len;
-    const char *name = luaL_checklstring(L, 1, &len);
-
-    lua_settop(L, 1);
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &sandbox_key_loaded); /* 2: the cache */
-    lua_pushvalue(L, 1);
-    if (lua_rawget(L, 2) != LUA_TNIL) {
-        if (lua_touserdata(L, -1) == (void *)&sandbox_loading) {
-            return luaL_error(L, "loop or previous error loading module '%s'", name);
-        }
-        return 1;
-    }
-    if (!sb->lib_dir || !sandbox_module_name_ok(name, len)) {
-        goto not_found;
-    }
-    sandbox_module_path(L, sb->lib_dir, name);      /* 4: file */
-    sandbox_module_path(L, "@operators/lib", name); /* 5: chunk name */
-    if (!sandbox_load_path(L, lua_tostring(L, 4), lua_tostring(L, 5))) {
-        goto not_found;
-    }
-    /* Marked while it runs, so a cycle fails instead of recursing; a module
-     * that fails keeps the mark (the state is normally dropped then). */
-    lua_pushvalue(L, 1);
-    lua_pushlightuserdata(L, (void *)&sandbox_loading);
-    lua_rawset(L, 2);
-    lua_pushvalue(L, 1);
-    lua_call(L, 1, 1);
-    if (lua_isnil(L, -1)) {
-        lua_pushboolean(L, 1);
-        lua_replace(L, -2);
-    }
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, -2);
-    lua_rawset(L, 2);
-    return 1;
-
-not_found:
-    if (!sb->lib_dir || !sandbox_module_name_ok(name, len)) {
-        return luaL_error(L, "module '%s' not found (require loads only [a-z0-9_.] names from "
-                             "the lib folder next to the operators)",
-                          name);
-    }
-    /* The path it looked at, absolute: an author running a copy from
-     * another folder sees which lib/ that was. */
-    char real[PATH_MAX];
-    sandbox_module_path(L, realpath(sb->lib_dir, real) ? real : sb->lib_dir, name);
-    return luaL_error(L, "module '%s' not found: no file %s", name, lua_tostring(L, -1));
-}
 
 /* ---------------------------------------------------------------------------
  * Base library replacements.
@@ -496,125 +376,6 @@ static int sandbox_globals_pairs(lua_State *L)
 }
 
 /* ---------------------------------------------------------------------------
- * The coroutine wrapper. Stock functions and the sentinel arrive as
- * arguments and stay in upvalues; the chunk's _ENV is nil, so it depends on
- * no global an operator could touch.
- * ------------------------------------------------------------------------- */
-
-static const char sandbox_coroutine_prelude[] =
-    "local create, resume, yield, status, running, isyieldable, close,\n"
-    "      sentinel, mine, error, type = ...\n"
-    "local function refused(co)\n"
-    "  local m = mine[co]\n"
-    "  if m == 'parked' then\n"
-    "    return 'cannot resume or close a coroutine that is waiting for the engine'\n"
-    "  elseif not m and type(co) == 'thread' then\n"
-    "    return 'cannot resume or close a coroutine the operator did not create'\n"
-    "  end\n"
-    "end\n"
-    "local function unpark(co, ...)\n"
-    "  mine[co] = true\n"
-    "  return ...\n"
-    "end\n"
-    "local function relay(co, ok, ...)\n"
-    "  if ok and ... == sentinel and status(co) == 'suspended' then\n"
-    "    if not isyieldable() then\n"
-    "      error('cannot wait for the engine here: this coroutine was resumed inside a C call"
-    " (table.sort, string.gsub, a metamethod, a module body)', 0)\n"
-    "    end\n"
-    "    mine[co] = 'parked'\n"
-    "    return relay(co, resume(co, unpark(co, yield(...))))\n"
-    "  end\n"
-    "  return ok, ...\n"
-    "end\n"
-    "local function finish(co, ok, ...)\n"
-    "  if ok then return ... end\n"
-    "  error((...), 2)\n"
-    "end\n"
-    "local lib = { yield = yield, status = status, running = running,\n"
-    "              isyieldable = isyieldable }\n"
-    "function lib.create(f)\n"
-    "  local co = create(f)\n"
-    "  mine[co] = true\n"
-    "  return co\n"
-    "end\n"
-    "function lib.resume(co, ...)\n"
-    "  local why = refused(co)\n"
-    "  if why then return false, why end\n"
-    "  return relay(co, resume(co, ...))\n"
-    "end\n"
-    "function lib.wrap(f)\n"
-    "  local co = create(f)\n"
-    "  mine[co] = true\n"
-    "  return function(...)\n"
-    "    local why = refused(co)\n"
-    "    if why then error(why, 2) end\n"
-    "    return finish(co, relay(co, resume(co, ...)))\n"
-    "  end\n"
-    "end\n"
-    "function lib.close(co)\n"
-    "  local why = refused(co)\n"
-    "  if why then error(why, 2) end\n"
-    "  if status(co) == 'dead' then return true end\n"
-    "  return close(co)\n"
-    "end\n"
-    "return lib\n";
-
-/*
- * The resume the prelude uses: while `co` runs, its primitives may yield to
- * the engine only if this thread can relay the yield on up, so a primitive
- * called in a coroutine resumed inside a C call (a table.sort comparator)
- * fails at its guard, before it starts any work. Upvalue 1: the stock resume.
- */
-static int sandbox_co_resume(lua_State *L)
-{
-    struct sandbox *sb = sandbox_of(L);
-    int saved = sb->may_yield;
-    int n = lua_gettop(L);
-
-    sb->may_yield = saved && lua_isyieldable(L);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, n, LUA_MULTRET);
-    sb->may_yield = saved; /* an error skips this: the enclosing run restores it */
-    return lua_gettop(L);
-}
-
-/* Pushes the wrapped coroutine library; `base` indexes the stock base library. */
-static void sandbox_open_coroutine(lua_State *L, int base)
-{
-    static const char *const stock[] = {"create",  "resume",      "yield", "status",
-                                        "running", "isyieldable", "close", NULL};
-    int i, lib;
-
-    if (luaL_loadbufferx(L, sandbox_coroutine_prelude, sizeof sandbox_coroutine_prelude - 1,
-                         "=[sandbox coroutine]", "t") != LUA_OK) {
-        lua_error(L);
-    }
-    lua_pushnil(L);
-    lua_setupvalue(L, -2, 1); /* _ENV */
-    lua_pushcfunction(L, luaopen_coroutine);
-    lua_call(L, 0, 1);
-    lib = lua_gettop(L);
-    for (i = 0; stock[i]; i++) {
-        lua_getfield(L, lib, stock[i]);
-        if (strcmp(stock[i], "resume") == 0) {
-            lua_pushcclosure(L, sandbox_co_resume, 1);
-        }
-    }
-    lua_remove(L, lib);
-    sandbox_push_yield_sentinel(L);
-    lua_newtable(L); /* mine: the coroutines the operator created, weakly */
-    lua_createtable(L, 0, 1);
-    lua_pushliteral(L, "k");
-    lua_setfield(L, -2, "__mode");
-    lua_setmetatable(L, -2);
-    lua_getfield(L, base, "error");
-    lua_getfield(L, base, "type");
-    lua_call(L, 11, 1);
-}
-
-/* ---------------------------------------------------------------------------
  * Setup: allow-lists copied into fresh tables.
  * ------------------------------------------------------------------------- */
 
@@ -644,8 +405,7 @@ static int sandbox_allowed(const char *const *list, const char *name)
     return 0;
 }
 
-/* Copies the allow-listed string keys of table `from` into table `to`. */
-static void sandbox_copy(lua_State *L, int from, int to, const char *const *allow)
+void sandbox_copy(lua_State *L, int from, int to, const char *const *allow)
 {
     lua_pushnil(L);
     while (lua_next(L, from)) {
@@ -673,7 +433,7 @@ static void sandbox_filter(lua_State *L, int t, const char *const *allow)
     }
 }
 
-static void sandbox_set_closure(lua_State *L, int t, const char *name, lua_CFunction fn, int nup)
+void sandbox_set_closure(lua_State *L, int t, const char *name, lua_CFunction fn, int nup)
 {
     lua_pushcclosure(L, fn, nup);
     lua_setfield(L, t, name);
@@ -696,7 +456,7 @@ static void sandbox_open_base(lua_State *L, int g, int proxy, int locked)
         lua_pushstring(L, lua_typename(L, t));
     }
     sandbox_set_closure(L, g, "type", sandbox_base_type, LUA_NUMTYPES);
-    sandbox_set_closure(L, g, "require", sandbox_require, 0);
+    sandbox_open_require(L, g);
     lua_pushvalue(L, proxy);
     lua_pushvalue(L, g);
     lua_pushvalue(L, locked);
@@ -852,8 +612,6 @@ int sandbox_open_libs(lua_State *L)
     proxy = lua_gettop(L);
     lua_newtable(L);
     locked = lua_gettop(L);
-    lua_newtable(L);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &sandbox_key_loaded);
 
     sandbox_open_base(L, g, proxy, locked);
     sandbox_open_string(L, g);
@@ -863,229 +621,4 @@ int sandbox_open_libs(lua_State *L)
     sandbox_lock_globals(L, g, proxy);
     lua_settop(L, 0);
     return 0;
-}
-
-/* ---------------------------------------------------------------------------
- * x.json: a configured lua-cjson.
- * ------------------------------------------------------------------------- */
-
-/* Whether s[0..n) is a JSON number: -?(0|[1-9]d*)(.d+)?([eE][+-]?d+)?. */
-static int sandbox_json_number_ok(const char *s, size_t n)
-{
-    size_t i = s[0] == '-';
-    size_t d = i;
-
-    while (i < n && s[i] >= '0' && s[i] <= '9') {
-        i++;
-    }
-    if (i == d || (s[d] == '0' && i > d + 1)) {
-        return 0;
-    }
-    if (i < n && s[i] == '.') {
-        d = ++i;
-        while (i < n && s[i] >= '0' && s[i] <= '9') {
-            i++;
-        }
-        if (i == d) {
-            return 0;
-        }
-    }
-    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
-        i += i + 1 < n && (s[i + 1] == '+' || s[i + 1] == '-') ? 2 : 1;
-        d = i;
-        while (i < n && s[i] >= '0' && s[i] <= '9') {
-            i++;
-        }
-        if (i == d) {
-            return 0;
-        }
-    }
-    return i == n;
-}
-
-/* Pushes text with every number token outside strings put in quotes, so
- * that cjson decodes it as the string the exchange wrote ("472556.000000"
- * stays that, not 472556). Only the tokenizing is ours: strings are
- * skipped with their escapes, and a token that is not a JSON number is
- * left as it is for cjson to refuse. */
-static void sandbox_json_quote_numbers(lua_State *L, const char *s, size_t len)
-{
-    luaL_Buffer b;
-    size_t i = 0;
-
-    luaL_buffinit(L, &b);
-    while (i < len) {
-        char c = s[i];
-        if (c == '"') {
-            size_t j = i + 1;
-            while (j < len && s[j] != '"') {
-                j += s[j] == '\\' ? 2 : 1;
-            }
-            j = j < len ? j + 1 : len;
-            luaL_addlstring(&b, s + i, j - i);
-            i = j;
-        } else if (c == '-' || (c >= '0' && c <= '9')) {
-            size_t j = i + 1;
-            while (j < len && strchr("0123456789+-.eE", s[j])) {
-                j++;
-            }
-            int quote = sandbox_json_number_ok(s + i, j - i);
-            if (quote) {
-                luaL_addchar(&b, '"');
-            }
-            luaL_addlstring(&b, s + i, j - i);
-            if (quote) {
-                luaL_addchar(&b, '"');
-            }
-            i = j;
-        } else {
-            luaL_addchar(&b, c);
-            i++;
-        }
-    }
-    luaL_pushresult(&b);
-}
-
-/* cjson's decode (upvalue 1), charged one instruction per input byte before
- * it runs. Its errors are re-raised with the caller's position, which a C
- * caller in between would otherwise hide. x.json.decode(text, {numbers =
- * "text"}) keeps every number as the exchange's own text. */
-static int sandbox_json_decode(lua_State *L)
-{
-    if (lua_type(L, 1) == LUA_TSTRING) {
-        sandbox_charge(L, (long)luaL_len(L, 1));
-    }
-    if (lua_istable(L, 2)) {
-        lua_getfield(L, 2, "numbers");
-        const char *mode = lua_tostring(L, -1);
-        if (mode && strcmp(mode, "text") != 0) {
-            return luaL_error(L, "x.json.decode: numbers must be \"text\" or absent");
-        }
-        if (mode && lua_type(L, 1) == LUA_TSTRING) {
-            size_t len;
-            const char *text = lua_tolstring(L, 1, &len);
-            sandbox_charge(L, (long)len);
-            sandbox_json_quote_numbers(L, text, len);
-            lua_replace(L, 1);
-        }
-        lua_settop(L, 1);
-    }
-    int n = lua_gettop(L);
-
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    if (lua_pcall(L, n, LUA_MULTRET, 0) != LUA_OK) {
-        if (lua_type(L, -1) == LUA_TSTRING) {
-            luaL_where(L, 1);
-            lua_insert(L, -2);
-            lua_concat(L, 2);
-        }
-        return lua_error(L);
-    }
-    return lua_gettop(L);
-}
-
-/* Bytes of one string in cjson's output: quotes, and the escapes it writes
- * for '"', '\\', '/' and control characters. */
-static size_t sandbox_json_string_size(const char *s, size_t len)
-{
-    size_t n = len + 2;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        n += c == '"' || c == '\\' || c == '/' ? 1 : c < 0x20 ? 5 : 0;
-    }
-    return n;
-}
-
-/*
- * Adds the size of the JSON text of the value at idx to *size, visiting it
- * the way the encoder will (a table shared k times is counted k times:
- * that is how {t, t} nested 27 deep grows to gigabytes of text). Stops as
- * soon as *size passes max, so the walk costs at most max steps whatever
- * the value; depth beyond the encoder's own limit is left to it.
- */
-static void sandbox_json_size(lua_State *L, int idx, int depth, size_t max, size_t *size)
-{
-    size_t len;
-    const char *s;
-
-    switch (lua_type(L, idx)) {
-    case LUA_TSTRING:
-        s = lua_tolstring(L, idx, &len);
-        *size += sandbox_json_string_size(s, len);
-        return;
-    case LUA_TTABLE:
-        break;
-    default:
-        *size += 24; /* a number, a boolean, null: at most this long */
-        return;
-    }
-    *size += 2;
-    if (depth >= SANDBOX_CJSON_DEPTH || !lua_checkstack(L, 3)) {
-        return;
-    }
-    idx = lua_absindex(L, idx);
-    lua_pushnil(L);
-    while (*size <= max && lua_next(L, idx)) {
-        sandbox_json_size(L, -2, depth + 1, max, size); /* keys count as strings */
-        sandbox_json_size(L, -1, depth + 1, max, size);
-        *size += 2; /* the ':' or ',' around them */
-        lua_pop(L, 1);
-    }
-    if (*size > max) {
-        lua_pop(L, 1); /* the key lua_next left */
-    }
-}
-
-/* cjson's encode (upvalue 1), after the size of its result was checked
- * against SANDBOX_JSON_ENCODE_MAX and charged to the budget. */
-static int sandbox_json_encode(lua_State *L)
-{
-    size_t size = 0;
-
-    luaL_checkany(L, 1);
-    sandbox_json_size(L, 1, 0, SANDBOX_JSON_ENCODE_MAX, &size);
-    if (size > SANDBOX_JSON_ENCODE_MAX) {
-        return luaL_error(L, "x.json.encode: the text would be larger than %d bytes",
-                          (int)SANDBOX_JSON_ENCODE_MAX);
-    }
-    sandbox_charge(L, (long)(size / SANDBOX_COPY_BYTES_PER_INSTRUCTION));
-    lua_settop(L, 1);
-    lua_pushvalue(L, lua_upvalueindex(1));
-    lua_insert(L, 1);
-    lua_call(L, 1, 1);
-    return 1;
-}
-
-static void sandbox_cjson_option(lua_State *L, int cjson, const char *name, int boolean,
-                                 lua_Integer value)
-{
-    lua_getfield(L, cjson, name);
-    if (boolean) {
-        lua_pushboolean(L, (int)value);
-    } else {
-        lua_pushinteger(L, value);
-    }
-    lua_call(L, 1, 0);
-}
-
-void sandbox_push_cjson(lua_State *L)
-{
-    static const char *const keep[] = {"encode", "decode", "null", "_NAME", "_VERSION", NULL};
-    int cjson;
-
-    lua_pushcfunction(L, luaopen_cjson);
-    lua_call(L, 0, 1);
-    cjson = lua_gettop(L);
-    sandbox_cjson_option(L, cjson, "decode_max_depth", 0, SANDBOX_CJSON_DEPTH);
-    sandbox_cjson_option(L, cjson, "encode_max_depth", 0, SANDBOX_CJSON_DEPTH);
-    sandbox_cjson_option(L, cjson, "encode_keep_buffer", 1, 0);
-    sandbox_cjson_option(L, cjson, "encode_sparse_array", 1, 1);
-    lua_createtable(L, 0, 5);
-    sandbox_copy(L, cjson, lua_gettop(L), keep);
-    lua_getfield(L, cjson, "decode");
-    sandbox_set_closure(L, lua_gettop(L) - 1, "decode", sandbox_json_decode, 1);
-    lua_getfield(L, cjson, "encode");
-    sandbox_set_closure(L, lua_gettop(L) - 1, "encode", sandbox_json_encode, 1);
-    lua_remove(L, cjson);
 }
