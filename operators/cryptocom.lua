@@ -102,26 +102,21 @@ end
 
 local function poll(x)
   if not idx then load_markets(x) end -- markets() normally ran at load
-  local symbols, narrowed = market.targets(x, idx)
-  -- Without the fallback, nothing a socket subscribes is asked for.
-  local need = coverage:to_poll(x, symbols)
-  if #need == 0 then
-    return -- the stream delivers every instrument
-  end
-  local keep = market.keeper(idx, need, narrowed)
-  local result = get_ok(x, "/exchange/v1/public/get-tickers", "get-tickers")
-  if type(result.data) ~= "table" then
-    error("get-tickers: no data array", 0)
-  end
-  local list = {}
-  for _, d in ipairs(result.data) do
-    local sym = type(d) == "table" and d.i
-    -- Checked when the answer arrives: the stream may have delivered meanwhile.
-    if type(sym) == "string" and keep(sym) and not coverage:covered(sym) then
-      list[#list + 1] = ticker(d)
+  -- No per-instrument requests (max 0): get-tickers answers every one.
+  return coverage:poll(x, idx, { max = 0, all = function(keep)
+    local result = get_ok(x, "/exchange/v1/public/get-tickers", "get-tickers")
+    if type(result.data) ~= "table" then
+      error("get-tickers: no data array", 0)
     end
-  end
-  x.emit_many(list)
+    local list = {}
+    for _, d in ipairs(result.data) do
+      local sym = type(d) == "table" and d.i
+      if type(sym) == "string" and keep(sym) then
+        list[#list + 1] = ticker(d)
+      end
+    end
+    x.emit_many(list)
+  end })
 end
 
 -- ---------------------------------------------------------------------------

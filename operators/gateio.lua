@@ -39,7 +39,6 @@
 local rest = require "rest"
 local market = require "market"
 local options = require "options"
-local batch = require "batch"
 local stream = require "stream"
 local values = require "values"
 local dec = values.dec_nonempty
@@ -98,13 +97,12 @@ local function pair_ticker(x, id)
   return t
 end
 
--- Every pair's ticker in one request; emits those keep() wants
--- (market.keeper), except what the stream delivered meanwhile.
+-- Every pair's ticker in one request; emits those keep() wants.
 local function poll_all(x, keep)
   local list = {}
   for _, e in ipairs(get_array(x, "/api/v4/spot/tickers", nil, "spot/tickers")) do
     local t = ticker(e, nil)
-    if t and keep(t.symbol) and not coverage:covered(t.symbol) then
+    if t and keep(t.symbol) then
       list[#list + 1] = t
     end
   end
@@ -113,17 +111,11 @@ end
 
 local function poll(x)
   if not idx then load_markets(x) end -- markets() normally ran at load
-  local ids, narrowed = market.targets(x, idx)
-  -- Without the fallback, nothing a socket subscribes is asked for.
-  local need = coverage:to_poll(x, ids)
-  if #need == 0 then
-    return -- the stream delivers every pair
-  end
-  if narrowed and #need <= options.integer(x, "per_pair_max", DEFAULT_PER_PAIR_MAX, 0) then
-    -- One pair failing must not hold back the others' data.
-    return batch.emit_each(x, need, function(id) return pair_ticker(x, id) end, "pairs")
-  end
-  poll_all(x, market.keeper(idx, need, narrowed))
+  return coverage:poll(x, idx, {
+    max = options.integer(x, "per_pair_max", DEFAULT_PER_PAIR_MAX, 0),
+    each = function(id) return pair_ticker(x, id) end, noun = "pairs",
+    all = function(keep) return poll_all(x, keep) end,
+  })
 end
 
 -- ---------------------------------------------------------------------------

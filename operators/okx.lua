@@ -44,7 +44,6 @@
 local rest = require "rest"
 local market = require "market"
 local options = require "options"
-local batch = require "batch"
 local stream = require "stream"
 local dec = require("values").dec_nonempty
 
@@ -122,13 +121,12 @@ local function instrument_ticker(x, id)
   return t
 end
 
--- Every spot ticker in one request; emits those keep() wants
--- (market.keeper), except what the stream delivered meanwhile.
+-- Every spot ticker in one request; emits those keep() wants.
 local function poll_all(x, keep)
   local list = {}
   for _, e in ipairs(get_data(x, "/api/v5/market/tickers", { instType = "SPOT" }, "market/tickers")) do
     local t = ticker(e)
-    if t and keep(t.symbol) and not coverage:covered(t.symbol) then
+    if t and keep(t.symbol) then
       list[#list + 1] = t
     end
   end
@@ -137,17 +135,11 @@ end
 
 local function poll(x)
   if not idx then load_markets(x) end -- markets() normally ran at load
-  local ids, narrowed = market.targets(x, idx)
-  -- Without the fallback, nothing a socket subscribes is asked for.
-  local need = coverage:to_poll(x, ids)
-  if #need == 0 then
-    return -- the stream delivers every instrument
-  end
-  if narrowed and #need <= options.integer(x, "per_symbol_max", DEFAULT_PER_SYMBOL_MAX, 0) then
-    -- One instrument failing must not hold back the others' data.
-    return batch.emit_each(x, need, function(id) return instrument_ticker(x, id) end, "instruments")
-  end
-  poll_all(x, market.keeper(idx, need, narrowed))
+  return coverage:poll(x, idx, {
+    max = options.integer(x, "per_symbol_max", DEFAULT_PER_SYMBOL_MAX, 0),
+    each = function(id) return instrument_ticker(x, id) end, noun = "instruments",
+    all = function(keep) return poll_all(x, keep) end,
+  })
 end
 
 -- ---------------------------------------------------------------------------

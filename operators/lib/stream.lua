@@ -4,9 +4,11 @@
 -- callbacks never wait, so no update is ever half done. Also the steps every
 -- stream takes: its URL and the symbols a socket can name, the plan of
 -- sockets connections() returns, decoding a message, sending a JSON one,
--- on_close.
+-- on_close, and poll() itself for an exchange that answers one ticker or
+-- all of them.
 
 local batch = require "batch"
+local market = require "market"
 local options = require "options"
 
 local M = {}
@@ -180,6 +182,26 @@ end
 -- (on unless set to false): the keys poll() has to ask REST for.
 function Coverage:to_poll(x, keys, out)
   return self:uncovered(keys, options.flag(x, "poll_fallback"), out)
+end
+
+-- poll() beside a stream, over the market index idx: nothing while the
+-- stream delivers every target; each target on its own when an allow-list
+-- narrowed them to at most how.max still needed (how.each(key) returns its
+-- ticker, how.noun names them in errors), so one failing does not hold back
+-- the others; otherwise how.all(keep), one request for every ticker, whose
+-- answer goes through keep(key): the targets still needed (market.keeper),
+-- and not what the stream delivered while the request was out.
+function Coverage:poll(x, idx, how)
+  local targets, narrowed = market.targets(x, idx)
+  local need = self:to_poll(x, targets)
+  if #need == 0 then
+    return
+  end
+  if narrowed and #need <= how.max then
+    return batch.emit_each(x, need, how.each, how.noun)
+  end
+  local wanted = market.keeper(idx, need, narrowed)
+  return how.all(function(key) return wanted(key) and not self:covered(key) end)
 end
 
 -- A stream on_close callback: the socket's connection is gone, and with it
